@@ -1,0 +1,62 @@
+"""Apply and roll back migrations with yoyo: the same code path as `yoyo apply --batch`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from loader.db import yoyo_url
+
+SENTINEL_ID = "9999.reapply_functions_and_views"
+
+
+def sql_dir() -> Path:
+    """The repository's sql/ folder (override with TSFLEET_SQL_DIR)."""
+    explicit = os.environ.get("TSFLEET_SQL_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(__file__).resolve().parent.parent / "sql"
+
+
+def _backend_and_migrations(url: str):
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(sql_dir() / "migrations"))
+    return backend, migrations
+
+
+def apply(url: str, force_reapply: bool = False) -> list[str]:
+    """Apply pending migrations, then re-apply functions and views. Returns applied ids."""
+    backend, migrations = _backend_and_migrations(url)
+    previous = os.environ.get("TSFLEET_FORCE_REAPPLY")
+    if force_reapply:
+        os.environ["TSFLEET_FORCE_REAPPLY"] = "1"
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        if force_reapply:
+            if previous is None:
+                os.environ.pop("TSFLEET_FORCE_REAPPLY", None)
+            else:
+                os.environ["TSFLEET_FORCE_REAPPLY"] = previous
+    return [m.id for m in pending if m.id != SENTINEL_ID]
+
+
+def rollback(url: str, count: int | None = None) -> list[str]:
+    """Roll back the newest `count` migrations (all when None). Returns rolled-back ids."""
+    backend, migrations = _backend_and_migrations(url)
+    with backend.lock():
+        todo = backend.to_rollback(migrations)
+        if count is not None:
+            newest = {m.id for m in list(todo)[:count]}
+            todo = todo.filter(lambda m: m.id in newest)
+        backend.rollback_migrations(todo)
+    return [m.id for m in todo]
+
+
+def pending(url: str) -> list[str]:
+    backend, migrations = _backend_and_migrations(url)
+    return [m.id for m in backend.to_apply(migrations) if m.id != SENTINEL_ID]

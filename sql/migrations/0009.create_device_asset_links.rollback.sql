@@ -1,0 +1,1 @@
+drop table telemetry.device_asset_links cascade;
