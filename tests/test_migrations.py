@@ -24,6 +24,9 @@ def tsfleet_schemas(conn: psycopg.Connection) -> list[str]:
 
 
 def populate(conn: psycopg.Connection) -> None:
+    # Community: pause tsfleet's jobs so the compression policy does not race the test.
+    conn.execute("select public.alter_job(job_id, scheduled => false)"
+                 " from timescaledb_information.jobs where job_id >= 1000")
     conn.execute("""
         insert into telemetry.devices (tenant_id, device_key) values (1, 'dev-1');
         insert into telemetry.metrics (metric_name) values ('temperature_c');

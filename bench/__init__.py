@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench [SCALE=0.05]`. Each prints figure, baseline (same run) and ratio."""
