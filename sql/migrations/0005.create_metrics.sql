@@ -9,8 +9,10 @@ create table telemetry.metrics (
     constraint metrics_pkey primary key (metric_id),
     constraint metrics_metric_name_key unique (metric_name),
     constraint metrics_metric_name_check check (metric_name <> ''),
-    constraint metrics_valid_range_check check (valid_min is null or valid_max is null
-    or valid_min <= valid_max)
+    constraint metrics_valid_range_check check (
+        valid_min is null or valid_max is null
+        or valid_min <= valid_max
+    )
 );
 comment on table telemetry.metrics is
 'Metric catalog: one row per metric name, registered on first sight; valid range optional.';

@@ -21,7 +21,7 @@ begin
 end;
 $$;
 
-create unique index asset_readings_recorded_at_asset_id_metric_id_source_device_id_key
+create unique index asset_readings_recorded_at_asset_id_metric_id_source_key
 on telemetry.asset_readings (recorded_at, asset_id, metric_id, source_device_id);
 
 create index asset_readings_asset_id_metric_id_recorded_at_idx

@@ -17,7 +17,7 @@ setup as (
     select
         coalesce(
             array_agg(sl.object_name order by sl.object_name)
-                filter (where sl.feature = 'compression' and sl.status = 'enabled'),
+            filter (where sl.feature = 'compression' and sl.status = 'enabled'),
             '{}'
         ) as compression_enabled_on,
         coalesce(
@@ -51,7 +51,8 @@ final as (
         ) as continuous_aggregate_count,
         (
             select count(*) from timescaledb_information.jobs as j
-            where j.hypertable_schema in ('telemetry', 'rollups', '_timescaledb_internal')
+            where
+                j.hypertable_schema in ('telemetry', 'rollups', '_timescaledb_internal')
                 or j.proc_schema in ('rollups', 'ops', 'alerts', '_tsfleet')
         ) as job_count,
         st.setup_notes
