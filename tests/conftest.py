@@ -50,9 +50,21 @@ def unique_name(prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+def harness_log(pytestconfig: pytest.Config):
+    """Print harness steps (server choice, TimescaleDB build) live, past pytest's capture."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def log(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(message, flush=True)
+
+    return log
+
+
+@pytest.fixture(scope="session")
+def server(harness_log) -> Iterator[Server]:
     explicit = os.environ.get("TEST_DATABASE_URL")
-    with throwaway_server(explicit and plain_url(explicit)) as url:
+    with throwaway_server(explicit and plain_url(explicit), log=harness_log) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute(
                 "select current_setting('timescaledb.license', true),"
