@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
@@ -26,9 +27,33 @@ def _backend_and_migrations(url: str):
     return backend, migrations
 
 
-def apply(url: str, force_reapply: bool = False) -> list[str]:
+def _show_notices(backend, log: Callable[[str], None]) -> None:
+    """Edition-aware migrations explain themselves in NOTICEs: pass those on to the user.
+
+    yoyo runs each migration on a copy of the backend (a new connection), so the handler is
+    attached to every copy as it is made.
+    """
+
+    def handler(diag) -> None:
+        if diag.severity_nonlocalized == "NOTICE" and diag.message_primary:
+            log(diag.message_primary)
+
+    make_copy = backend.copy
+
+    def copy_with_notices():
+        copied = make_copy()
+        copied.connection.add_notice_handler(handler)
+        return copied
+
+    backend.copy = copy_with_notices
+
+
+def apply(url: str, force_reapply: bool = False,
+          log: Callable[[str], None] | None = None) -> list[str]:
     """Apply pending migrations, then re-apply functions and views. Returns applied ids."""
     backend, migrations = _backend_and_migrations(url)
+    if log is not None:
+        _show_notices(backend, log)
     previous = os.environ.get("TSFLEET_FORCE_REAPPLY")
     if force_reapply:
         os.environ["TSFLEET_FORCE_REAPPLY"] = "1"

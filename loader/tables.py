@@ -22,13 +22,22 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     text_rows = [[cell(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in text_rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in text_rows]
+    for row in text_rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
 def render_record(record: dict[str, object]) -> str:
+    """key  value lines; a list of long texts gets one indented line per item."""
     width = max(len(k) for k in record)
-    return "\n".join(f"{k.ljust(width)}  {cell(v)}" for k, v in record.items())
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, (list, tuple)) and sum(len(cell(v)) for v in value) > 60:
+            lines.append(key)
+            lines += [f"  - {cell(v)}" for v in value]
+        else:
+            lines.append(f"{key.ljust(width)}  {cell(value)}")
+    return "\n".join(lines)

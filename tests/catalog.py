@@ -14,19 +14,23 @@ inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
 where n.nspname = any(%(schemas)s) and c.relkind in ('r', 'v', 'm', 'p', 'i', 'S')
 union all
 select 'column', format('%%I.%%I.%%I', n.nspname, c.relname, a.attname),
-       pg_catalog.format_type(a.atttypid, a.atttypmod) || coalesce(' ' || pg_catalog.col_description(c.oid, a.attnum), '')
+       pg_catalog.format_type(a.atttypid, a.atttypmod)
+       || coalesce(' ' || pg_catalog.col_description(c.oid, a.attnum), '')
 from pg_catalog.pg_attribute as a
 inner join pg_catalog.pg_class as c on a.attrelid = c.oid
 inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
 where n.nspname = any(%(schemas)s) and a.attnum > 0 and not a.attisdropped
   and c.relkind in ('r', 'v', 'm', 'p')
 union all
-select 'constraint', format('%%I.%%I', n.nspname, con.conname), pg_catalog.pg_get_constraintdef(con.oid)
+select 'constraint', format('%%I.%%I', n.nspname, con.conname),
+       pg_catalog.pg_get_constraintdef(con.oid)
 from pg_catalog.pg_constraint as con
 inner join pg_catalog.pg_namespace as n on con.connamespace = n.oid
 where n.nspname = any(%(schemas)s)
 union all
-select 'function', format('%%I.%%I(%%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
+select 'function',
+       format('%%I.%%I(%%s)', n.nspname, p.proname,
+              pg_catalog.pg_get_function_identity_arguments(p.oid)),
        md5(p.prosrc) || coalesce(array_to_string(p.proconfig, ','), '')
 from pg_catalog.pg_proc as p
 inner join pg_catalog.pg_namespace as n on p.pronamespace = n.oid
@@ -48,7 +52,8 @@ select 'job', j.proc_name || ' ' || coalesce(j.hypertable_schema || '.' || j.hyp
 from timescaledb_information.jobs as j
 where j.job_id >= 1000
 union all
-select 'comment', format('%%I.%%I', n.nspname, c.relname), coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '')
+select 'comment', format('%%I.%%I', n.nspname, c.relname),
+       coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '')
 from pg_catalog.pg_class as c
 inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
 where n.nspname = any(%(schemas)s) and c.relkind in ('r', 'v', 'm', 'p')

@@ -76,12 +76,14 @@ def test_compressed_readings_stay_readable_and_idempotent(conn: psycopg.Connecti
         select t, 1, 1, extract(hour from t), 1
         from generate_series('2026-01-01'::timestamptz, '2026-01-02', interval '1 hour') as t;
     """)
-    conn.execute("select public.compress_chunk(c) from public.show_chunks('telemetry.readings') c")
+    conn.execute(
+        "select public.compress_chunk(c) from public.show_chunks('telemetry.readings') as c")
     inserted = conn.execute(
         "insert into telemetry.readings (recorded_at, device_id, metric_id, value, batch_id)"
         " values ('2026-01-01 05:00+00', 1, 1, 99, 1) on conflict do nothing").rowcount
     assert inserted == 0
-    assert conn.execute("select sum(value) from telemetry.readings").fetchone()[0] == 276  # hours 0..23, then 0 again
+    # hours 0..23 of the first day, then hour 0 again: the conflicting 99 was not written
+    assert conn.execute("select sum(value) from telemetry.readings").fetchone()[0] == 276
 
 
 def test_status_command_prints_edition_and_counts(db_url: str, server: Server) -> None:
@@ -89,3 +91,13 @@ def test_status_command_prints_edition_and_counts(db_url: str, server: Server) -
     assert result.exit_code == 0, result.output
     assert f"timescaledb_license         {server.license}" in result.output
     assert "device_count" in result.output
+
+
+def test_migrate_command_says_what_the_edition_aware_migrations_did(
+    empty_db_url: str, server: Server,
+) -> None:
+    result = CliRunner().invoke(main, ["migrate", "--database-url", empty_db_url])
+    assert result.exit_code == 0, result.output
+    verb = "enabled" if server.is_community else "skipped"
+    assert f"tsfleet: compression {verb} on telemetry.readings" in result.output
+    assert "applied" in result.output and "0001.create_schemas" in result.output

@@ -14,6 +14,13 @@ from loader.db import yoyo_url
 from tests.catalog import TSFLEET_SCHEMAS, schema_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
+OPS_FUNCTION_OIDS = (
+    "select array_agg(oid order by oid) from pg_proc where pronamespace = 'ops'::regnamespace"
+)
+
+
+def numbered_migrations() -> list[Path]:
+    return list((REPO / "sql" / "migrations").glob("[0-9][0-9][0-9][0-9].*.rollback.sql"))
 
 
 def tsfleet_schemas(conn: psycopg.Connection) -> list[str]:
@@ -30,7 +37,8 @@ def populate(conn: psycopg.Connection) -> None:
     conn.execute("""
         insert into telemetry.devices (tenant_id, device_key) values (1, 'dev-1');
         insert into telemetry.metrics (metric_name) values ('temperature_c');
-        insert into ingest.batches (source_kind, source_name, status) values ('test', 't', 'committed');
+        insert into ingest.batches (source_kind, source_name, status)
+        values ('test', 't', 'committed');
         insert into telemetry.readings (recorded_at, device_id, metric_id, value, batch_id)
         select t, 1, 1, 20.0, 1
         from generate_series(now() - interval '20 days', now(), interval '1 hour') as t;
@@ -62,8 +70,9 @@ def test_up_down_up_on_populated_database(empty_db_url: str) -> None:
             "select count(*) from _tsfleet.setup_log where status = 'enabled'").fetchone()[0]
         if compressed:
             # Community: compress the old chunks so the rollback has to decompress them.
-            conn.execute("select public.compress_chunk(c, if_not_compressed => true) from public.show_chunks("
-                         "'telemetry.readings', older_than => interval '7 days') as c")
+            conn.execute("select public.compress_chunk(c, if_not_compressed => true)"
+                         " from public.show_chunks('telemetry.readings',"
+                         " older_than => interval '7 days') as c")
     migrate.rollback(empty_db_url)
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert tsfleet_schemas(conn) == []
@@ -80,7 +89,7 @@ def test_rollback_one_step_at_a_time_then_forward(empty_db_url: str) -> None:
     steps = 0
     while migrate.rollback(empty_db_url, count=1):
         steps += 1
-    assert steps == len(list((REPO / "sql" / "migrations").glob("[0-9][0-9][0-9][0-9].*.rollback.sql")))
+    assert steps == len(numbered_migrations())
     migrate.apply(empty_db_url)
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert schema_snapshot(conn) == after_up
@@ -89,15 +98,11 @@ def test_rollback_one_step_at_a_time_then_forward(empty_db_url: str) -> None:
 def test_second_apply_is_a_no_op(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         before = schema_snapshot(conn)
-        oids_before = conn.execute(
-            "select array_agg(oid order by oid) from pg_proc where pronamespace = 'ops'::regnamespace"
-        ).fetchone()[0]
+        oids_before = conn.execute(OPS_FUNCTION_OIDS).fetchone()[0]
     assert migrate.apply(db_url) == []
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert schema_snapshot(conn) == before
-        oids_after = conn.execute(
-            "select array_agg(oid order by oid) from pg_proc where pronamespace = 'ops'::regnamespace"
-        ).fetchone()[0]
+        oids_after = conn.execute(OPS_FUNCTION_OIDS).fetchone()[0]
     assert oids_after == oids_before, "an unchanged tree must not re-create functions"
 
 
@@ -112,5 +117,4 @@ def test_plain_yoyo_apply_from_repo_root_works(empty_db_url: str) -> None:
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert set(tsfleet_schemas(conn)) == set(TSFLEET_SCHEMAS)
         applied = conn.execute("select count(*) from _yoyo_migration").fetchone()[0]
-    migrations = list((REPO / "sql" / "migrations").glob("[0-9][0-9][0-9][0-9].*.rollback.sql"))
-    assert applied == len(migrations), "the re-apply sentinel must stay pending"
+    assert applied == len(numbered_migrations()), "the re-apply sentinel must stay pending"

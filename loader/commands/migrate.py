@@ -24,7 +24,7 @@ def migrate(database_url: str | None, reapply: bool) -> None:
     """
     url = resolve_url(database_url)
     try:
-        applied = migrations.apply(url, force_reapply=reapply)
+        applied = migrations.apply(url, force_reapply=reapply, log=click.echo)
     except Exception as exc:  # yoyo and psycopg raise many kinds; all end the same way
         raise click.ClickException(f"migration failed: {exc}") from exc
     if applied:

@@ -26,7 +26,7 @@ class TimescaleDBMissing(RuntimeError):
 
 
 def find_pg_bindir() -> Path:
-    """The bindir of the PostgreSQL to use: $PG_BINDIR, pg_config on PATH, or the newest Debian one."""
+    """The PostgreSQL bindir: $PG_BINDIR, else the newest Debian one, else pg_config's."""
     explicit = os.environ.get("PG_BINDIR")
     if explicit:
         return Path(explicit)
@@ -49,7 +49,9 @@ def find_pg_bindir() -> Path:
 def pg_config_value(bindir: Path, flag: str) -> str:
     pg_config = bindir / "pg_config"
     if not pg_config.exists():
-        raise TimescaleDBMissing(f"{pg_config} is missing (Debian: install postgresql-server-dev-*)")
+        raise TimescaleDBMissing(
+            f"{pg_config} is missing (Debian: install postgresql-server-dev-*)"
+        )
     return subprocess.run(
         [str(pg_config), flag], capture_output=True, text=True, check=True
     ).stdout.strip()
