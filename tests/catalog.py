@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 TSFLEET_SCHEMAS = ["telemetry", "ingest", "rollups", "quality", "alerts", "ops", "_tsfleet"]
@@ -65,7 +67,22 @@ where n.nspname = any(%(schemas)s) and c.relkind in ('r', 'v', 'm', 'p')
 """
 
 
+# Continuous aggregates embed TimescaleDB's internal ids (materialization hypertable, trigger
+# argument), which change whenever they are re-created: compare them without the numbers.
+INTERNAL_IDS = [
+    (re.compile(r"_materialized_hypertable_\d+"), "_materialized_hypertable_N"),
+    (re.compile(r"continuous_agg_invalidation_trigger\('\d+'\)"),
+     "continuous_agg_invalidation_trigger('N')"),
+]
+
+
+def _normalized(text: str) -> str:
+    for pattern, replacement in INTERNAL_IDS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def schema_snapshot(conn: psycopg.Connection) -> set[tuple[str, str, str]]:
     """Every tsfleet object with a comparable description (names, types, bodies, settings)."""
     rows = conn.execute(SNAPSHOT_SQL, {"schemas": TSFLEET_SCHEMAS}).fetchall()
-    return {(kind, name, detail) for kind, name, detail in rows}
+    return {(kind, _normalized(name), _normalized(detail)) for kind, name, detail in rows}

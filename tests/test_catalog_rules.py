@@ -44,6 +44,11 @@ def test_every_column_of_a_public_view_has_a_comment(conn: psycopg.Connection) -
     assert [m[0] for m in missing] == []
 
 
+# A procedure that commits (refreshing continuous aggregates needs that) cannot carry a SET
+# clause; it pins search_path first thing in its body instead.
+PIN_IN_BODY = r"set_config\(\s*'search_path',\s*'pg_catalog, pg_temp'"
+
+
 def test_every_function_pins_its_search_path(conn: psycopg.Connection) -> None:
     unpinned = conn.execute(
         """
@@ -51,9 +56,10 @@ def test_every_function_pins_its_search_path(conn: psycopg.Connection) -> None:
         from pg_proc as p inner join pg_namespace as n on p.pronamespace = n.oid
         where n.nspname = any(%(s)s) and p.prokind in ('f', 'p')
           and not exists (select from unnest(p.proconfig) as cfg where cfg like 'search_path=%%')
+          and not (p.prokind = 'p' and p.prosrc ~ %(pin)s)
         order by 1
         """,
-        {"s": TSFLEET_SCHEMAS},
+        {"s": TSFLEET_SCHEMAS, "pin": PIN_IN_BODY},
     ).fetchall()
     assert [u[0] for u in unpinned] == []
 
