@@ -1,0 +1,1 @@
+drop table telemetry.health_rules cascade;
