@@ -1,0 +1,321 @@
+-- Refreshing the rollups (migrations 0041-0042) on both editions.
+--   Community: rollups are continuous aggregates; refresh = refresh_continuous_aggregate().
+--   Apache:    rollups are hypertables; refresh = delete + insert of the buckets in the range,
+--              from the same query (_tsfleet.rollup_definitions.source_query).
+-- Couples with: _tsfleet.rollup_definitions (0040), _tsfleet.rollup_refresh_queue (0043),
+-- `tsfleet refresh`, the loaders (refresh_after_load) and the alert runner (refresh()).
+
+create or replace function _tsfleet.rollup_refresh_windows(
+    p_start timestamptz,
+    p_end timestamptz,
+    p_only_outside_policy boolean default false
+)
+returns table (
+    rollup_name text,
+    refresh_order integer,
+    window_start timestamptz,
+    window_end timestamptz
+)
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with
+    definitions as (
+        select
+            rd.rollup_name,
+            rd.refresh_order,
+            rd.bucket_width,
+            rd.policy_start_offset
+        from _tsfleet.rollup_definitions as rd
+    ),
+
+    policies as (
+        select
+            format('%I.%I', ca.view_schema, ca.view_name) as rollup_name,
+            (j.config ->> 'start_offset')::interval as start_offset
+        from timescaledb_information.continuous_aggregates as ca
+        inner join timescaledb_information.jobs as j
+            on
+                ca.materialization_hypertable_schema = j.hypertable_schema
+                and ca.materialization_hypertable_name = j.hypertable_name
+        where j.proc_name = 'policy_refresh_continuous_aggregate' and j.scheduled
+    ),
+
+    aligned as (
+        select
+            d.rollup_name,
+            d.refresh_order,
+            public.time_bucket(d.bucket_width, p_start) as window_start,
+            case
+                when public.time_bucket(d.bucket_width, p_end) = p_end then p_end
+                else public.time_bucket(d.bucket_width, p_end) + d.bucket_width
+            end as window_end,
+            p.start_offset as policy_start_offset
+        from definitions as d
+        left join policies as p on d.rollup_name = p.rollup_name
+    )
+
+    select
+        a.rollup_name,
+        a.refresh_order,
+        a.window_start,
+        a.window_end
+    from aligned as a
+    where
+        not p_only_outside_policy
+        -- No running policy (Apache, or paused): nothing else will pick the range up.
+        or a.policy_start_offset is null
+        or a.window_start < pg_catalog.now() - a.policy_start_offset
+    order by a.refresh_order;
+$$;
+
+comment on function _tsfleet.rollup_refresh_windows(timestamptz, timestamptz, boolean) is
+'Rollups to refresh for a time range, in dependency order, with the range aligned outward to '
+'each rollup''s buckets; optionally only those whose refresh policy does not cover the range.';
+
+grant execute on function _tsfleet.rollup_refresh_windows(timestamptz, timestamptz, boolean)
+to tsfleet_ingest;
+
+create or replace function _tsfleet.can_refresh_rollups()
+returns boolean
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(pg_catalog.bool_and(
+        pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')
+    ), true)
+    from _tsfleet.rollup_definitions as rd
+    inner join pg_catalog.pg_class as c on c.oid = pg_catalog.to_regclass(rd.rollup_name);
+$$;
+
+comment on function _tsfleet.can_refresh_rollups() is
+'True when the current role owns (or is a member of the owner of) every rollup; refreshing a '
+'continuous aggregate needs it.';
+
+grant execute on function _tsfleet.can_refresh_rollups() to tsfleet_ingest;
+
+-- The bucket-aligned range a rollup's source covers now: what a "whole" refresh recomputes.
+-- Rollup rows older than the source (raw data dropped by retention) are therefore kept.
+create or replace function _tsfleet.rollup_source_range(
+    p_rollup text,
+    out range_start timestamptz,
+    out range_end timestamptz
+)
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    def _tsfleet.rollup_definitions;
+    time_column text;
+begin
+    select rd.* into strict def
+    from _tsfleet.rollup_definitions as rd
+    where rd.rollup_name = p_rollup;
+    time_column := case
+        when def.source_table like 'rollups.%' then 'bucket_start' else 'recorded_at'
+    end;
+    execute format(
+        'select public.time_bucket(%L::interval, min(s.%I)),'
+        ' public.time_bucket(%L::interval, max(s.%I)) + %L::interval from %s as s',
+        def.bucket_width, time_column, def.bucket_width, time_column, def.bucket_width,
+        def.source_table
+    ) into range_start, range_end;
+end;
+$$;
+
+comment on function _tsfleet.rollup_source_range(text) is
+'Bucket-aligned time range that a rollup''s source (raw hypertable or hourly rollup) covers.';
+
+-- Apache edition: recompute the buckets of one rollup table in [p_start, p_end). NULL bounds
+-- mean the range its source covers, so rollup rows older than the retained raw data are kept.
+create or replace function _tsfleet.rebuild_rollup_table(
+    p_rollup text,
+    p_start timestamptz,
+    p_end timestamptz
+)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    def _tsfleet.rollup_definitions;
+    source_range record;
+    range_start timestamptz := p_start;
+    range_end timestamptz := p_end;
+    written bigint;
+begin
+    select rd.* into strict def
+    from _tsfleet.rollup_definitions as rd
+    where rd.rollup_name = p_rollup;
+    if range_start is null or range_end is null then
+        source_range := _tsfleet.rollup_source_range(p_rollup);
+        range_start := coalesce(range_start, source_range.range_start);
+        range_end := coalesce(range_end, source_range.range_end);
+    end if;
+    if range_start is null or range_end is null or range_start >= range_end then
+        return 0;
+    end if;
+    -- Concurrent loads may rebuild overlapping buckets: one rebuild per rollup at a time (until
+    -- the end of the transaction; callers take the rollups in refresh_order, so no deadlock).
+    perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtext('tsfleet rollup rebuild'), def.refresh_order
+    );
+    execute format(
+        'delete from %s as t where t.bucket_start >= %L and t.bucket_start < %L',
+        def.rollup_name, range_start, range_end
+    );
+    execute format(
+        'insert into %s select q.* from (%s) as q where q.bucket_start >= %L'
+        ' and q.bucket_start < %L',
+        def.rollup_name, def.source_query, range_start, range_end
+    );
+    get diagnostics written = row_count;
+    return written;
+end;
+$$;
+
+comment on function _tsfleet.rebuild_rollup_table(text, timestamptz, timestamptz) is
+'Apache edition: recompute one rollup table''s buckets in [p_start, p_end) (NULL: its source''s '
+'whole range). Returns the rows written.';
+
+-- PROCEDURES WITHOUT `set search_path`, on purpose: refresh_continuous_aggregate() commits
+-- internally, and PostgreSQL runs a procedure that has a SET clause atomically (no commits), so
+-- the refresh would fail with "cannot be executed from a function". Every name below is
+-- schema-qualified instead, each body pins search_path first thing (transaction-local, so it
+-- never leaks into the caller's session), and neither procedure is security definer.
+
+create or replace procedure rollups.refresh(
+    p_start timestamptz default null,
+    p_end timestamptz default null
+)
+language plpgsql
+as $$
+declare
+    is_community boolean := pg_catalog.current_setting('timescaledb.license', true)
+        = 'timescale';
+    whole boolean := p_start is null and p_end is null;
+    queued_ids bigint[];
+    ranges tstzrange[];
+    range_item tstzrange;
+    rollup_names text[];
+    window_starts timestamptz[];
+    window_ends timestamptz[];
+    source_range record;
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    if p_start is not null and p_end is not null and p_start >= p_end then
+        raise exception 'tsfleet: refresh range is empty: start % is not before end %',
+            p_start, p_end
+        using hint = 'Give --start before --end, or neither for a whole refresh.';
+    end if;
+    if not _tsfleet.can_refresh_rollups() then
+        raise exception 'tsfleet: role % cannot refresh the rollups', current_user
+        using hint = 'Run as the owner of the rollups (the role that ran the migrations).';
+    end if;
+    -- Ranges that loads queued because they could not refresh themselves (not owners).
+    select
+        pg_catalog.array_agg(q.request_id),
+        pg_catalog.array_agg(pg_catalog.tstzrange(q.range_start, q.range_end))
+    into queued_ids, ranges
+    from _tsfleet.rollup_refresh_queue as q;
+    if whole then
+        ranges := array[pg_catalog.tstzrange(null, null)];
+    else
+        ranges := coalesce(ranges, '{}') || pg_catalog.tstzrange(p_start, p_end);
+    end if;
+    foreach range_item in array ranges loop
+        -- Collected first: the refresh commits, which must not happen inside an open query.
+        select
+            pg_catalog.array_agg(w.rollup_name order by w.refresh_order),
+            pg_catalog.array_agg(w.window_start order by w.refresh_order),
+            pg_catalog.array_agg(w.window_end order by w.refresh_order)
+        into rollup_names, window_starts, window_ends
+        from _tsfleet.rollup_refresh_windows(
+            pg_catalog.lower(range_item), pg_catalog.upper(range_item)
+        ) as w;
+        for i in 1..coalesce(pg_catalog.cardinality(rollup_names), 0) loop
+            if is_community then
+                -- Open bounds become the source's range, read now: a rollup built on another
+                -- one sees what the previous step just materialized.
+                if window_starts[i] is null or window_ends[i] is null then
+                    source_range := _tsfleet.rollup_source_range(rollup_names[i]);
+                    window_starts[i] := coalesce(window_starts[i], source_range.range_start);
+                    window_ends[i] := coalesce(window_ends[i], source_range.range_end);
+                end if;
+                if window_starts[i] is null or window_ends[i] is null then
+                    continue;
+                end if;
+                call public.refresh_continuous_aggregate(
+                    rollup_names[i]::regclass, window_starts[i], window_ends[i]
+                );
+                -- TimescaleDB logs the invalidations this refresh caused when its transaction
+                -- commits; a rollup built on this one only sees them after that.
+                commit;
+            else
+                perform _tsfleet.rebuild_rollup_table(
+                    rollup_names[i], window_starts[i], window_ends[i]
+                );
+            end if;
+        end loop;
+    end loop;
+    if queued_ids is not null then
+        delete from _tsfleet.rollup_refresh_queue as q where q.request_id = any(queued_ids);
+    end if;
+end;
+$$;
+
+comment on procedure rollups.refresh (timestamptz, timestamptz) is
+'Refresh every rollup: whole when both bounds are NULL, else [p_start, p_end) widened to whole '
+'buckets; also refreshes ranges queued by loads. CALL it in autocommit (Community commits '
+'inside) as the rollups'' owner. Apache: recomputes the buckets of the range (whole: the '
+'range raw data covers).';
+
+-- No role grant: refreshing needs the rollups' owner (the role that ran the migrations), which
+-- has EXECUTE as the procedure's owner.
+
+create or replace procedure rollups.refresh_after_load(p_batch_id bigint)
+language plpgsql
+as $$
+declare
+    batch_start timestamptz;
+    batch_end timestamptz;
+    stale record;
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    select b.min_recorded_at, b.max_recorded_at into batch_start, batch_end
+    from ingest.batches as b
+    where b.batch_id = p_batch_id;
+    if batch_start is null or batch_end is null then
+        raise notice 'tsfleet: batch % wrote no readings: no rollup refresh', p_batch_id;
+        return;
+    end if;
+    -- The affected range, end inclusive; only rollups whose policy will not cover it.
+    select pg_catalog.min(w.window_start) as window_start, pg_catalog.max(w.window_end)
+        as window_end
+    into stale
+    from _tsfleet.rollup_refresh_windows(
+        batch_start, batch_end + interval '1 microsecond', true
+    ) as w;
+    if stale.window_start is null then
+        return;
+    end if;
+    if _tsfleet.can_refresh_rollups() then
+        call rollups.refresh(batch_start, batch_end + interval '1 microsecond');
+    else
+        insert into _tsfleet.rollup_refresh_queue (range_start, range_end, batch_id)
+        values (batch_start, batch_end + interval '1 microsecond', p_batch_id);
+        raise notice 'tsfleet: rollup refresh of [%, %] queued for the rollups'' owner',
+            batch_start, batch_end;
+    end if;
+end;
+$$;
+
+comment on procedure rollups.refresh_after_load (bigint) is
+'After a committed load: when the batch wrote readings older than a rollup''s refresh policy '
+'window (or the rollup has no running policy, as on Apache), refresh the batch''s time range; '
+'queue it for the owner if the caller may not refresh. CALL in autocommit.';
+
+grant execute on procedure rollups.refresh_after_load(bigint) to tsfleet_ingest;

@@ -1,0 +1,1 @@
+drop table _tsfleet.rollup_definitions cascade;
