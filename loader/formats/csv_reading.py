@@ -1,0 +1,124 @@
+"""Streaming CSV reading shared by the CSV formats: strict UTF-8, line numbers, clear errors."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from loader.formats.records import FormatError
+
+
+class CsvFile:
+    """An open CSV file: header, rows with their line numbers, bytes consumed so far."""
+
+    def __init__(self, path: Path, handle: TextIO) -> None:
+        self.path = path
+        self.name = str(path)
+        self._handle = handle
+        self._reader = csv.reader(handle)
+        self.header = self._read_header()
+
+    def _read_header(self) -> list[str]:
+        try:
+            header = next(self._reader, None)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self._error(exc) from None
+        if header is None:
+            raise FormatError(self.name, None, None, "the file is empty",
+                              "a CSV file needs a header line and data rows")
+        header = [h.strip() for h in header]
+        seen: set[str] = set()
+        for position, column in enumerate(header, start=1):
+            if not column:
+                raise FormatError(self.name, 1, f"column {position}", "empty column name")
+            if column in seen:
+                raise FormatError(self.name, 1, column, "duplicate column name")
+            seen.add(column)
+        return header
+
+    def require(self, *columns: str) -> None:
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            raise FormatError(
+                self.name, 1, missing[0],
+                f"required column {missing[0]!r} is missing (header: {','.join(self.header)})",
+                "check the header line or the column options",
+            )
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) for every data row; FormatError if the file breaks."""
+        reader = self._reader
+        produced = False
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise self._error(exc) from None
+            if not row:
+                continue
+            produced = True
+            yield reader.line_num, row
+        if not produced:
+            raise FormatError(self.name, 2, None, "the file has a header but no data rows")
+
+    def position(self) -> int:
+        """Bytes read so far (the whole file once it is closed), for progress bars."""
+        buffer: BinaryIO = self._handle.buffer  # type: ignore[attr-defined]
+        if buffer.closed:
+            return self.path.stat().st_size
+        return buffer.tell()
+
+    def _error(self, exc: Exception) -> FormatError:
+        if isinstance(exc, UnicodeDecodeError):
+            line, offset = first_bad_utf8(self.path)
+            return FormatError(self.name, line, None,
+                               f"not UTF-8 text (invalid byte at offset {offset})",
+                               "re-encode the file as UTF-8")
+        return FormatError(self.name, self._reader.line_num + 1, None, f"unreadable CSV: {exc}")
+
+
+def first_bad_utf8(path: Path) -> tuple[int, int]:
+    """(line, byte offset) of the first byte that is not UTF-8 (the slow path of an error)."""
+    offset = 0
+    with open(path, "rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, offset + exc.start
+            offset += len(line)
+    return 0, offset
+
+
+def first_nul(path: Path, block: int = 1 << 20) -> tuple[int, int] | None:
+    """(line, byte offset) of the first NUL byte, or None. One fast pass (memchr per block)."""
+    lines, offset = 1, 0
+    with open(path, "rb") as raw:
+        while chunk := raw.read(block):
+            at = chunk.find(b"\0")
+            if at >= 0:
+                return lines + chunk.count(b"\n", 0, at), offset + at
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+    return None
+
+
+@contextmanager
+def open_csv(path: Path) -> Iterator[CsvFile]:
+    """Open a CSV file for streaming; binary data (a NUL byte anywhere) is a file error."""
+    try:
+        handle = open(path, encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
+        nul = first_nul(path)
+    except OSError as exc:
+        raise FormatError(str(path), None, None, f"cannot open: {exc.strerror}") from None
+    with handle:
+        if nul is not None:
+            raise FormatError(str(path), nul[0], None,
+                              f"contains a NUL byte at offset {nul[1]}: binary data, not CSV text",
+                              "check that this is the right file")
+        yield CsvFile(path, handle)

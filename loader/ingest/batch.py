@@ -1,0 +1,346 @@
+"""One source, one batch, one transaction: exactly once, all or nothing.
+
+In one transaction: ingest.begin_batch (the ingest lock, the checksum registry, the batch
+row), then per chunk of rows a COPY into the session's staging table and
+ingest.insert_staged_readings (register, reject, insert, count), then ingest.process_batch
+(asset readings, when installed) and ingest.commit_batch. A killed loader leaves nothing: the
+batch row is part of the rolled-back transaction. A failure rolls everything back and then
+records a failed batch row with the error in its own transaction. After the commit,
+rollups.refresh_after_load (when installed) refreshes the affected range; its failure is a
+warning, never an undo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from loader import __version__
+from loader.formats.records import Device, FileStart, FormatError, Reading, Reject, Source
+from loader.ingest.staging import StagingBuffer
+
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+@dataclass
+class LoadOptions:
+    strict: bool = False  # any rejected row fails the whole batch
+    last_write_wins: bool = False  # a conflicting reading replaces the stored value
+    force: bool = False  # load even if this content was committed before (rows still dedupe)
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    progress: Callable[[int], None] | None = None  # called with bytes read so far
+
+
+@dataclass
+class BatchResult:
+    source_kind: str
+    source_name: str
+    status: str = "running"
+    batch_id: int | None = None
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_duplicate: int = 0
+    rows_conflict: int = 0
+    rows_rejected: int = 0
+    messages_duplicate: int = 0
+    asset_rows_inserted: int = 0
+    seconds: float = 0.0  # the whole load, rollup refresh included
+    refresh_seconds: float = 0.0  # of which rollups.refresh_after_load after the commit
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        line = (f"{self.source_name}: {self.status}"
+                + (f" (batch {self.batch_id})" if self.batch_id is not None else "")
+                + f", read {self.rows_read}, inserted {self.rows_inserted},"
+                f" duplicates {self.rows_duplicate}, conflicts {self.rows_conflict},"
+                f" rejected {self.rows_rejected}, {self.seconds:.2f}s")
+        if self.error:
+            line += f"\n  error: {self.error}"
+        for warning in self.warnings:
+            line += f"\n  warning: {warning}"
+        return line
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class BatchFailed(Exception):
+    """The batch wrote nothing but its failed batch row; `result` says why."""
+
+    def __init__(self, result: BatchResult) -> None:
+        super().__init__(result.error)
+        self.result = result
+
+
+class StrictReject(Exception):
+    """--strict and a row was rejected."""
+
+
+class _AlreadyLoaded(Exception):
+    pass
+
+
+def load_source(conn: psycopg.Connection, source: Source,
+                options: LoadOptions | None = None) -> BatchResult:
+    """Load one source as one batch. `conn` must be in autocommit mode (batches are explicit
+    transactions). Returns the result; raises BatchFailed after recording a failed batch."""
+    options = options or LoadOptions()
+    if not conn.autocommit:
+        raise ValueError("load_source needs an autocommit connection (it runs its own transaction)")
+    started = time.perf_counter()
+    result = BatchResult(source.kind, source.name)
+    checksum = None if options.force else source.checksum
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            row = cur.execute("select ingest.begin_batch(%s, %s, %s, %s)",
+                              [source.kind, source.name, checksum, __version__]).fetchone()
+            if row is None or row[0] is None:
+                raise _AlreadyLoaded
+            result.batch_id = row[0]
+            _write(cur, source, options, result)
+            _process(cur, result)
+            _commit(cur, result)
+    except _AlreadyLoaded:
+        result.status = "skipped"
+        result.batch_id = _record_outcome(conn, source, "skipped", None, 0)
+        result.seconds = time.perf_counter() - started
+        return result
+    except Exception as exc:
+        result.status = "failed"
+        result.error = describe(exc)
+        try:
+            result.batch_id = _record_outcome(conn, source, "failed", result.error,
+                                              result.rows_read)
+        except psycopg.Error as record_exc:
+            result.batch_id = None
+            result.warnings.append(f"could not record the failed batch: {describe(record_exc)}")
+        result.seconds = time.perf_counter() - started
+        result.rows_inserted = result.rows_duplicate = result.rows_conflict = 0
+        raise BatchFailed(result) from exc
+    result.status = "committed"
+    _refresh_rollups(conn, result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def record_unreadable(conn: psycopg.Connection, kind: str, name: str,
+                      error: FormatError) -> BatchResult:
+    """A source that could not even be opened as its format: a failed batch row, no data."""
+    result = BatchResult(kind, name, status="failed", error=str(error))
+    source = Source(kind=kind, name=name, checksum=None, items=lambda: iter(()))
+    result.batch_id = _record_outcome(conn, source, "failed", result.error, 0)
+    return result
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, (FormatError, StrictReject)):
+        return str(exc)
+    if isinstance(exc, psycopg.Error):
+        diag = exc.diag
+        text = diag.message_primary or str(exc)
+        if diag.context:
+            text += f" (in {diag.context.splitlines()[0]})"
+        if isinstance(exc, (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable,
+                            psycopg.errors.InvalidSchemaName)):
+            text += "; is the database migrated? run `tsfleet migrate`"
+        return f"database error: {text}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Chunk:
+    """What the parser hands the writer: COPY text and the devices to register first."""
+
+    lines: list[str]
+    rejects: list[str]
+    devices: list[dict[str, str]]
+    names: list[str]
+
+
+def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
+           result: BatchResult) -> None:
+    """Parse in this thread while a writer thread COPYs and inserts the previous chunk.
+
+    The database works on chunk N while Python parses chunk N+1 (psycopg releases the GIL
+    while it waits); at most two chunks are queued, so memory stays bounded.
+    """
+    assert result.batch_id is not None
+    batch_id = result.batch_id
+    buffer = StagingBuffer()
+    names = [source.name]
+    registered: dict[str, Device] = {}
+    source_no, current = 1, source.name
+    chunk_rows = options.chunk_rows
+    cur.execute("select ingest.create_staging()")
+    chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+    writer = threading.Thread(target=_writer, name="tsfleet-ingest-writer",
+                              args=(cur, chunks, failure, source, options, result), daemon=True)
+    writer.start()
+
+    def hand_over() -> None:
+        if failure:
+            raise _WriterStopped
+        changed = [d for k, d in source.devices.items() if registered.get(k) != d]
+        registered.update((d.device_key, Device(**d.__dict__)) for d in changed)
+        chunks.put(_Chunk(buffer.lines, buffer.rejects, [d.as_json() for d in changed],
+                          list(names)))
+        buffer.lines, buffer.rejects = [], []
+        if options.progress is not None and source.position is not None:
+            with contextlib.suppress(OSError, ValueError):  # cosmetic: never fails a batch
+                options.progress(source.position())
+
+    parse_rejected = 0
+    try:
+        for item in source.items():
+            kind = type(item)
+            if kind is Reading:
+                buffer.add(source_no, item)  # type: ignore[arg-type]
+                result.rows_read += 1
+                if len(buffer.lines) >= chunk_rows:
+                    hand_over()
+            elif kind is Reject:
+                reject: Reject = item  # type: ignore[assignment]
+                result.rows_read += 1
+                parse_rejected += 1
+                if options.strict:
+                    raise StrictReject(_strict_message(current, reject.line, reject.field,
+                                                       reject.reason))
+                buffer.reject(batch_id, current, reject)
+            elif kind is FileStart:
+                names.append(item.name)  # type: ignore[union-attr]
+                source_no, current = len(names), item.name  # type: ignore[union-attr]
+        hand_over()
+    except _WriterStopped:
+        pass
+    finally:
+        _stop(chunks, writer)
+        result.rows_rejected += parse_rejected
+    if failure:
+        raise failure[0]
+
+
+class _WriterStopped(Exception):
+    pass
+
+
+def _stop(chunks: queue.Queue[_Chunk | None], writer: threading.Thread) -> None:
+    """End the writer: it exits at the None (after its current chunk, or at once if failed)."""
+    while writer.is_alive():
+        try:
+            chunks.put(None, timeout=0.1)
+            break
+        except queue.Full:
+            continue
+    writer.join()
+
+
+def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
+            failure: list[BaseException], source: Source, options: LoadOptions,
+            result: BatchResult) -> None:
+    buffer = StagingBuffer()
+    while True:
+        chunk = chunks.get()
+        if chunk is None:
+            return
+        if failure:
+            continue  # drain until the parser stops
+        try:
+            if chunk.devices:
+                cur.execute("select ingest.register_devices(%s, %s)",
+                            [Jsonb(chunk.devices), source.tenant_key])
+            buffer.lines, buffer.rejects = chunk.lines, chunk.rejects
+            buffer.flush_rejects(cur)
+            if buffer.flush_readings(cur):
+                counts = cur.execute(
+                    "select * from ingest.insert_staged_readings(%s, %s, %s, %s)",
+                    [result.batch_id, source.tenant_key, chunk.names,
+                     options.last_write_wins],
+                ).fetchone()
+                assert counts is not None
+                result.rows_inserted += counts[1]
+                result.rows_duplicate += counts[2]
+                result.rows_conflict += counts[3]
+                result.rows_rejected += counts[4]
+                result.messages_duplicate += counts[5]
+                if options.strict and counts[4]:
+                    first = cur.execute(
+                        "select source_name, line_number, field_name, reason"
+                        " from ingest.rejects where batch_id = %s order by reject_id limit 1",
+                        [result.batch_id]).fetchone()
+                    raise StrictReject(_strict_message(*first) if first
+                                       else "rows were rejected")
+        except BaseException as exc:  # handed to the parser thread, which re-raises it
+            failure.append(exc)
+
+
+def _strict_message(name: str, line: int | None, field_name: str | None, reason: str) -> str:
+    where = name + (f":{line}" if line is not None else "") + (
+        f":{field_name}" if field_name else "")
+    return (f"{where}: {reason} (--strict: any rejected row fails the batch; nothing was "
+            "loaded; fix the row or load without --strict to keep the good rows)")
+
+
+def _process(cur: psycopg.Cursor, result: BatchResult) -> None:
+    """The asset processing contract: same transaction, right after the readings."""
+    installed = cur.execute(
+        "select to_regprocedure('ingest.process_batch(bigint)') is not null").fetchone()
+    if not installed or not installed[0]:
+        return
+    with cur.connection.cursor(row_factory=dict_row) as dict_cur:
+        row = dict_cur.execute("select * from ingest.process_batch(%s)",
+                               [result.batch_id]).fetchone()
+    if row is not None:
+        result.asset_rows_inserted = int(row.get("asset_rows_inserted") or 0)
+
+
+def _commit(cur: psycopg.Cursor, result: BatchResult) -> None:
+    python_rejects = result.rows_rejected - _sql_rejects(cur, result)
+    with cur.connection.cursor(row_factory=dict_row) as dict_cur:
+        row = dict_cur.execute("select * from ingest.commit_batch(%s, %s, %s)",
+                               [result.batch_id, result.rows_read, python_rejects]).fetchone()
+    assert row is not None
+    for name in ("rows_read", "rows_inserted", "rows_duplicate", "rows_conflict",
+                 "rows_rejected"):
+        setattr(result, name, int(row[name]))
+
+
+def _sql_rejects(cur: psycopg.Cursor, result: BatchResult) -> int:
+    row = cur.execute("select rows_rejected from ingest.batches where batch_id = %s",
+                      [result.batch_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _record_outcome(conn: psycopg.Connection, source: Source, status: str, error: str | None,
+                    rows_read: int) -> int | None:
+    row = conn.execute(
+        "select ingest.record_batch_outcome(%s, %s, %s, %s, %s, %s, %s)",
+        [source.kind, source.name, source.checksum, status, error, rows_read, __version__],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _refresh_rollups(conn: psycopg.Connection, result: BatchResult) -> None:
+    """Late data: refresh exactly the affected rollup range; a failure is only a warning."""
+    started = time.perf_counter()
+    try:
+        installed = conn.execute(
+            "select to_regprocedure('rollups.refresh_after_load(bigint)') is not null"
+        ).fetchone()
+        if installed and installed[0]:
+            conn.execute("call rollups.refresh_after_load(%s)", [result.batch_id])
+    except psycopg.Error as exc:
+        result.warnings.append(
+            f"batch {result.batch_id} is committed, but refreshing its rollups failed: "
+            f"{describe(exc)}; run `tsfleet refresh` for its time range")
+    finally:
+        result.refresh_seconds = time.perf_counter() - started

@@ -1,0 +1,1 @@
+drop table ingest.message_receipts cascade;

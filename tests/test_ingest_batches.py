@@ -1,0 +1,159 @@
+"""The batch contract: the library entry point for parsed messages, processing in the same
+transaction, and a rollup refresh after the commit that can warn but never undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from loader.ingest import BatchFailed, LoadOptions, load_messages
+from tests.ingest_support import batches, message, readings, rejects, run_load, scalar, write_csv
+
+
+def test_load_messages_writes_parsed_messages_as_one_batch(conn: psycopg.Connection) -> None:
+    good = message("m-1")
+    bad = {"deviceId": "device-abc-123", "timestamp": "2026-01-28T14:30:00Z", "metrics": {}}
+    result = load_messages(conn, [good, bad, message("m-1")], source_name="nats:test",
+                           line_numbers=[101, 102, 103])
+    assert (result.status, result.rows_read, result.rows_inserted, result.rows_duplicate,
+            result.rows_rejected) == ("committed", 9, 4, 4, 1)
+    assert rejects(conn)[0][:3] == ("nats:test", 102, "messageId")
+    (batch,) = batches(conn)
+    assert (batch["source_kind"], batch["source_name"], batch["checksum"]) == (
+        "stream", "nats:test", None)
+    again = load_messages(conn, [message("m-1")], source_name="nats:test")
+    assert (again.rows_inserted, again.rows_duplicate, again.messages_duplicate) == (0, 4, 1)
+
+
+def test_load_messages_failure_writes_nothing_but_the_failed_batch(
+        conn: psycopg.Connection) -> None:
+    bad = message("m-2", temperature=float("nan"))
+    with pytest.raises(BatchFailed) as failed:
+        load_messages(conn, [message("m-1"), bad], source_name="nats:test",
+                      options=LoadOptions(strict=True))
+    assert "metrics.temperature" in str(failed.value)
+    assert readings(conn) == []
+    assert [b["status"] for b in batches(conn)] == ["failed"]
+    assert scalar(conn, "select count(*) from ingest.message_receipts") == 0
+
+
+def test_load_messages_needs_an_autocommit_connection(db_url: str) -> None:
+    with psycopg.connect(db_url) as plain, pytest.raises(ValueError, match="autocommit"):
+        load_messages(plain, [message("m-1")], source_name="x")
+
+
+def replace_process_batch(conn: psycopg.Connection, body: str) -> None:
+    """A test double for ingest.process_batch (another subject's function) in this test's
+    throwaway database."""
+    conn.execute("drop function if exists ingest.process_batch(bigint)")
+    conn.execute(
+        "create function ingest.process_batch(p_batch_id bigint)"
+        " returns table (asset_rows_inserted bigint, assets_updated bigint)"
+        " language plpgsql as $$ begin " + body + " end; $$")
+
+
+def test_processing_runs_in_the_batch_transaction(db_url: str, conn: psycopg.Connection,
+                                                  tmp_path: Path) -> None:
+    conn.execute("create table public.process_calls (batch_id bigint, readings bigint)")
+    replace_process_batch(conn, """
+        insert into public.process_calls
+        select p_batch_id, count(*) from telemetry.readings where batch_id = p_batch_id;
+        return query select 7::bigint, 1::bigint;""")
+    path = write_csv(tmp_path / "g.csv", ["time", "device", "metric", "value"],
+                     [["2026-01-26T00:00:00Z", "m1", "power_w", "1"],
+                      ["2026-01-26T00:01:00Z", "m1", "power_w", "2"]])
+    report = run_load(db_url, "csv", str(path), "--json")
+    assert report.exit_code == 0, report.output
+    assert '"asset_rows_inserted": 7' in report.stdout
+    # It saw the batch's readings (same transaction, after the insert).
+    assert conn.execute("select * from public.process_calls").fetchall() == [(1, 2)]
+
+
+def test_a_processing_failure_rolls_the_whole_batch_back(db_url: str, conn: psycopg.Connection,
+                                                         tmp_path: Path) -> None:
+    replace_process_batch(conn, "raise exception 'mapping exploded';")
+    path = write_csv(tmp_path / "g.csv", ["time", "device", "metric", "value"],
+                     [["2026-01-26T00:00:00Z", "m1", "power_w", "1"]])
+    result = run_load(db_url, "csv", str(path))
+    assert result.exit_code == 1
+    assert "mapping exploded" in result.output
+    assert readings(conn) == []
+    assert scalar(conn, "select count(*) from telemetry.devices") == 0
+    assert [b["status"] for b in batches(conn)] == ["failed"]
+
+
+def test_a_failed_rollup_refresh_is_a_warning_and_keeps_the_load(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    conn.execute("create or replace procedure rollups.refresh_after_load(p_batch_id bigint)"
+                 " language plpgsql as $$ begin raise exception 'rollups are down'; end; $$")
+    path = write_csv(tmp_path / "g.csv", ["time", "device", "metric", "value"],
+                     [["2026-01-26T00:00:00Z", "m1", "power_w", "1"]])
+    result = run_load(db_url, "csv", str(path))
+    assert result.exit_code == 0
+    assert "warning: batch 1 is committed, but refreshing its rollups failed" in result.output
+    assert "rollups are down" in result.output
+    assert len(readings(conn)) == 1
+    assert [b["status"] for b in batches(conn)] == ["committed"]
+
+
+def test_old_message_receipts_can_be_pruned_but_not_recent_ones(conn: psycopg.Connection
+                                                                ) -> None:
+    load_messages(conn, [message("m-old"), message("m-new", timestamp="2026-01-28T15:00:00Z")],
+                  source_name="nats:test")
+    conn.execute("update ingest.message_receipts set received_at = now() - interval '40 days'"
+                 " where message_id = 'm-old'")
+    assert scalar(conn, "select ingest.prune_message_receipts(interval '30 days')") == 1
+    assert conn.execute("select message_id from ingest.message_receipts").fetchall() == [
+        ("m-new",)]
+    with pytest.raises(psycopg.errors.RaiseException, match="younger than 1 day"):
+        conn.execute("select ingest.prune_message_receipts(interval '1 hour')")
+
+
+def test_a_member_of_tsfleet_ingest_can_load(db_url: str, conn: psycopg.Connection,
+                                             tmp_path: Path) -> None:
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    role = f"loader_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("create role {} login in role tsfleet_ingest").format(
+        sql.Identifier(role)))
+    try:
+        parts = urlsplit(db_url)
+        url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+        path = write_csv(tmp_path / "g.csv", ["time", "device", "metric", "value"],
+                         [["2026-01-26T00:00:00Z", "m1", "power_w", "1"],
+                          ["bad", "m1", "power_w", "2"]])
+        result = run_load(url, "csv", str(path), "--tenant", "acme")
+        assert result.exit_code == 0, result.output
+        assert "warning" not in result.output
+        again = run_load(url, "csv", str(path))
+        assert "skipped" in again.output
+        messages_result = load_messages_as(url)
+        assert messages_result == (4, 0)
+        assert len(readings(conn)) == 5
+    finally:
+        conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def load_messages_as(url: str) -> tuple[int, int]:
+    with psycopg.connect(url, autocommit=True) as member:
+        result = load_messages(member, [message("m-1")], source_name="nats:test")
+    return result.rows_inserted, result.rows_rejected
+
+
+def test_progress_reports_bytes_up_to_the_whole_file(conn: psycopg.Connection,
+                                                     tmp_path: Path) -> None:
+    from loader.formats.generic_csv import CsvLayout, open_generic_csv
+    from loader.ingest import load_source
+
+    path = write_csv(tmp_path / "g.csv", ["time", "device", "metric", "value"],
+                     [[f"2026-01-26T00:{n:02d}:00Z", "m1", "power_w", str(n)] for n in range(50)])
+    seen: list[int] = []
+    result = load_source(conn, open_generic_csv(path, CsvLayout(), None),
+                         LoadOptions(chunk_rows=10, progress=seen.append))
+    assert result.status == "committed" and result.rows_inserted == 50
+    assert seen and seen == sorted(seen) and seen[-1] == path.stat().st_size
