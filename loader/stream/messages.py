@@ -1,0 +1,45 @@
+"""Decode one stream message (the normalized message format of the JSON Lines loader).
+
+A message that is not a JSON object, or fails the format's whole-message checks (required
+fields, timestamp), is poison: it can never be loaded, so it goes to the rejects table and
+the dead-letter subject at once instead of blocking the stream. The checks are the JSON Lines
+loader's own (`loader.formats.messages_jsonl.decode_message`), so a message means the same
+in a file and on the stream. A bad single metric is not poison: the loader rejects that
+reading alone and loads the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from loader.formats.messages_jsonl import decode_message
+from loader.formats.records import TimestampParser
+
+_PARSE_TIME = TimestampParser("iso", "UTC")
+
+
+@dataclass(frozen=True)
+class Poison:
+    """Why a message can never be loaded, and which field is at fault (None: the whole)."""
+
+    reason: str
+    field: str | None = None
+
+
+def decode(data: bytes) -> dict[str, Any] | Poison:
+    """The message as a dict, or the Poison that says why it cannot be one."""
+    try:
+        message = json.loads(data)
+    except UnicodeDecodeError as exc:
+        return Poison(f"payload is not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except json.JSONDecodeError as exc:
+        return Poison(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(message, dict):
+        return Poison(f"a message must be a JSON object, got {type(message).__name__}")
+    device, items = decode_message(message, 0, "", _PARSE_TIME)
+    if device is None:
+        reject = items[0]
+        return Poison(reject.reason, reject.field)  # type: ignore[union-attr]
+    return message

@@ -1,0 +1,1 @@
+drop table if exists ingest.asset_event_outbox cascade;

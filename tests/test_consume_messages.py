@@ -1,0 +1,42 @@
+"""What the consumer treats as poison (dead-lettered at once) and what it hands to the loader."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loader.stream.messages import Poison, decode
+from tests.consume_support import asset_worker_message
+
+
+def test_a_valid_message_decodes_to_the_dict_the_loader_takes() -> None:
+    message = asset_worker_message()
+    assert decode(json.dumps(message).encode()) == message
+
+
+def test_a_bad_metric_value_is_not_poison_the_loader_rejects_that_reading_alone() -> None:
+    message = asset_worker_message(metrics={"temperature": "hot", "voltage": 12.3})
+    assert decode(json.dumps(message).encode()) == message
+
+
+@pytest.mark.parametrize(("payload", "field", "reason"), [
+    (b"{not json", None, "not valid JSON"),
+    (b"\xff\xfe\x00", None, "not"),
+    (b"[1, 2]", None, "must be a JSON object"),
+    (b'"text"', None, "must be a JSON object"),
+    (json.dumps({k: v for k, v in asset_worker_message().items() if k != "messageId"}),
+     "messageId", "messageId is missing"),
+    (json.dumps(asset_worker_message(deviceId="")), "deviceId", "deviceId"),
+    (json.dumps(asset_worker_message(timestamp="yesterday")), "timestamp", "ISO-8601"),
+    (json.dumps(asset_worker_message(metrics=[1, 2])), "metrics", "metrics must be an object"),
+    (json.dumps(asset_worker_message(organizationId=7)), "organizationId", "organizationId"),
+])
+def test_undecodable_or_incomplete_messages_are_poison_with_the_field_at_fault(
+    payload: bytes | str, field: str | None, reason: str
+) -> None:
+    data = payload.encode() if isinstance(payload, str) else payload
+    poison = decode(data)
+    assert isinstance(poison, Poison)
+    assert poison.field == field
+    assert reason in poison.reason
