@@ -35,8 +35,9 @@ def _show_notices(backend, log: Callable[[str], None]) -> None:
     """
 
     def handler(diag) -> None:
-        if diag.severity_nonlocalized == "NOTICE" and diag.message_primary:
-            log(diag.message_primary)
+        message = diag.message_primary or ""
+        if diag.severity_nonlocalized == "NOTICE" and message.startswith("tsfleet:"):
+            log(message)
 
     make_copy = backend.copy
 
