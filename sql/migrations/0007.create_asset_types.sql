@@ -15,4 +15,5 @@ create table telemetry.asset_types (
 comment on table telemetry.asset_types is
 'Kinds of asset (pump, battery). telemetry_schema lists derived metrics {name, formula, unit}.';
 comment on column telemetry.asset_types.telemetry_schema is
-'{"metrics": [names], "derived_metrics": [{"name", "formula", "unit"}]}; formulas validated on write.';
+'{"metrics": [names], "derived_metrics": [{"name", "formula", "unit"}]}; '
+'formulas are validated on write.';
