@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from loader import __version__
+from loader.commands.alerts import alerts
+from loader.commands.bundle import bundle
+from loader.commands.capture import capture
+from loader.commands.consume import consume
+from loader.commands.export import export
+from loader.commands.load import load
 from loader.commands.migrate import migrate, rollback
+from loader.commands.refresh import refresh
 from loader.commands.status import status
 
 
@@ -26,3 +33,10 @@ def main() -> None:
 main.add_command(migrate)
 main.add_command(rollback)
 main.add_command(status)
+main.add_command(consume)
+main.add_command(capture)
+main.add_command(bundle)
+main.add_command(load)
+main.add_command(alerts)
+main.add_command(refresh)
+main.add_command(export)

@@ -1,0 +1,1 @@
+"""The alert runner: evaluates the SQL alert lifecycle and delivers its notification outbox."""

@@ -1,0 +1,2 @@
+drop table alerts.deliveries cascade;
+drop table alerts.sinks cascade;

@@ -1,0 +1,1 @@
+drop index if exists telemetry.readings_recorded_at_device_id_flagged_idx;
