@@ -143,6 +143,10 @@ def run(ctx: BenchContext) -> list[Result]:
                    target=">= 3.0"),
             Result(f"consumer --batch {batch} batch latency p50", float(
                 stats["batch_latency_ms"]["p50"] or 0), "ms"),
+            # Deferred refresh (--refresh-interval 30s): a few refreshes, not one per batch.
+            Result(f"consumer --batch {batch} rollup refreshes", float(
+                stats.get("rollup_refreshes", 0)), "count", baseline=float(stats["batches"]),
+                baseline_name="micro-batches (the per-batch refreshes it replaces)"),
         ]
     return results
 

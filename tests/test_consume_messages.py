@@ -6,18 +6,33 @@ import json
 
 import pytest
 
-from loader.stream.messages import Poison, decode
+from loader.formats.records import Reading, Reject
+from loader.stream.messages import Decoded, Poison, decode
 from tests.consume_support import asset_worker_message
 
 
-def test_a_valid_message_decodes_to_the_dict_the_loader_takes() -> None:
+def test_a_valid_message_decodes_once_to_its_device_and_readings_for_the_loader() -> None:
     message = asset_worker_message()
-    assert decode(json.dumps(message).encode()) == message
+    decoded = decode(json.dumps(message).encode(), sequence=42)
+    assert isinstance(decoded, Decoded)
+    assert decoded.message == message and decoded.message_id == "msg-0001"
+    assert (decoded.device.device_key, decoded.device.tenant_key) == ("device-abc-123", "org-1")
+    assert decoded.device.firmware_version == "2.3.1"
+    assert all(isinstance(item, Reading) for item in decoded.items)
+    readings = {item.metric_name: item.value for item in decoded.items}  # type: ignore[union-attr]
+    assert readings == message["metrics"]
+    assert {item.line for item in decoded.items} == {42}
 
 
 def test_a_bad_metric_value_is_not_poison_the_loader_rejects_that_reading_alone() -> None:
     message = asset_worker_message(metrics={"temperature": "hot", "voltage": 12.3})
-    assert decode(json.dumps(message).encode()) == message
+    data = json.dumps(message).encode()
+    decoded = decode(data, sequence=7)
+    assert isinstance(decoded, Decoded)
+    [reject] = [item for item in decoded.items if isinstance(item, Reject)]
+    assert (reject.line, reject.field, reject.raw_text) == (7, "metrics.temperature",
+                                                             data.decode())
+    assert [item.value for item in decoded.items if isinstance(item, Reading)] == [12.3]
 
 
 @pytest.mark.parametrize(("payload", "field", "reason"), [

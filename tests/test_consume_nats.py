@@ -315,3 +315,26 @@ def test_a_broken_deployment_is_retried_not_dead_lettered_message_by_message(
         assert consumer.terminate() == 0, consumer.output()
     assert consumer.stats()["dead_lettered"] == 0
     assert count(db_url, "select count(*) from ingest.rejects") == 0
+
+
+def test_a_device_record_changed_in_a_later_batch_updates_the_device(
+    nats_server: NatsServer, db_url: str, conn: psycopg.Connection
+) -> None:
+    """The consumer skips re-registering a device whose record it already committed unchanged;
+    a changed record (new firmware) still reaches telemetry.devices."""
+    add_stream(nats_server.url, STREAM, [SUBJECT])
+    metadata = asset_worker_message()["deviceMetadata"]
+    publish(nats_server.url, SUBJECT, [
+        asset_worker_message("fw-1"),
+        asset_worker_message("fw-2", timestamp="2026-01-28T14:31:00Z"),
+        asset_worker_message("fw-3", timestamp="2026-01-28T14:32:00Z",
+                             deviceMetadata={**metadata, "firmwareVersion": "2.4.0"}),
+    ])
+    with running_consumer(nats_server.url, db_url, "--batch", "1", *DRAIN) as consumer:
+        assert consumer.wait() == 0, consumer.output()
+    assert consumer.stats()["batches"] == 3
+    device = conn.execute("select t.tenant_key, d.firmware_version from telemetry.devices as d"
+                          " inner join telemetry.tenants as t on t.tenant_id = d.tenant_id"
+                          ).fetchall()
+    assert device == [("org-1", "2.4.0")]
+    assert count(db_url, "select count(*) from telemetry.readings") == 3 * 6

@@ -362,3 +362,29 @@ def test_late_data_reaches_compressed_rollup_chunks(conn: psycopg.Connection) ->
     conn.execute("call rollups.refresh_after_load(%s)", [batch])
     assert daily_row(conn, device, metric, old)[1] == 99.0
     assert daily_row(conn, device, metric, old)[4] == 25
+
+
+def test_refresh_after_load_of_a_range_refreshes_the_range_of_several_batches(
+    conn: psycopg.Connection,
+) -> None:
+    """The stream consumer's call: one refresh for the accumulated range of its batches,
+    end exclusive; readings outside the range wait for the next refresh."""
+    device = add_device(conn, "dev-1")
+    metric = add_metric(conn, "temperature_c")
+    first = day("2026-02-10") + timedelta(minutes=5)
+    last = day("2026-02-12") + timedelta(minutes=5)
+    insert_reading(conn, device, metric, first, 1.0)
+    insert_reading(conn, device, metric, last, 3.0)
+    insert_reading(conn, device, metric, day("2026-02-14"), 9.0)
+    conn.execute("call rollups.refresh_after_load(%s, %s)",
+                 [first, last + timedelta(microseconds=1)])
+    days = conn.execute("select bucket_start, value_max from rollups.device_metrics_daily"
+                        " order by 1").fetchall()
+    assert days == [(day("2026-02-10"), 1.0), (day("2026-02-12"), 3.0)]
+    conn.execute("set role tsfleet_ingest")
+    conn.execute("call rollups.refresh_after_load(%s, %s)",
+                 [day("2026-02-14"), day("2026-02-14") + timedelta(microseconds=1)])
+    conn.execute("reset role")
+    queued = conn.execute("select range_start, batch_id from _tsfleet.rollup_refresh_queue"
+                          ).fetchall()
+    assert queued == [(day("2026-02-14"), None)]

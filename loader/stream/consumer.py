@@ -11,6 +11,9 @@ Delivery guarantees, and where each comes from:
 - outages: while the database is down the batch is retried in process with backoff and its
   messages are kept alive (in-progress acks), so an outage burns no deliveries; NATS outages
   are handled by the client's reconnects, and a lost ack only means a duplicate later.
+
+Rollups are refreshed for the accumulated time range of committed batches at most every
+refresh_interval_s and at shutdown (loader/stream/refresh.py), not after every batch.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -32,10 +36,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from loader.db import plain_url
 from loader.stream.deadletter import DeadLetter, dead_letter_message, record_rejects
-from loader.stream.messages import Poison, decode
+from loader.stream.messages import Decoded, Poison, decode
 from loader.stream.outbox import OutboxPublisher
+from loader.stream.refresh import RefreshFailed, RollupRefresher
 from loader.stream.settings import ConsumerSettings
-from loader.stream.sink import prepare_session, write_batch
+from loader.stream.sink import KnownDevices, prepare_session, write_batch
 from loader.stream.stats import ConsumerStats, log_event
 from loader.stream.streams import ensure_streams
 
@@ -102,7 +107,10 @@ class Consumer:
         self._events_dirty = True
         self._closing = False
         self._held: list[Msg] = []
+        self._known_devices = KnownDevices()
         self._exhausted: list[dict[str, Any]] = []
+        self._refresher = RollupRefresher(settings.database_url, settings.refresh_interval_s)
+        self._refreshing: asyncio.Task | None = None
 
     # --- database (sync psycopg in a worker thread; NATS keeps running on the loop) ---------
 
@@ -120,10 +128,11 @@ class Consumer:
                 self._conn.close()
             self._conn = None
 
-    def _db_write(self, messages: list[dict[str, Any]], sequences: list[int]):
-        return write_batch(self._connection(), messages, sequences,
+    def _db_write(self, messages: list[Decoded]):
+        return write_batch(self._connection(), messages,
                            source_name=self.settings.source_name,
-                           events=self.settings.events_subject is not None)
+                           events=self.settings.events_subject is not None,
+                           known=self._known_devices)
 
     def _db_rejects(self, letters: list[DeadLetter]) -> int | None:
         return record_rejects(self._connection(), self.settings.source_name, letters)
@@ -160,7 +169,7 @@ class Consumer:
     def _hold(self, task: asyncio.Task) -> None:
         """Remember prefetched messages, so that _keep_alive covers them too."""
         if not task.cancelled() and task.exception() is None:
-            self._held = list(task.result())
+            self._held = [msg for msg, _ in task.result()]
 
     async def _keep_alive(self, msgs: Sequence[Msg]) -> None:
         """Tell JetStream the messages are still being worked on (a slow write, an outage),
@@ -289,6 +298,12 @@ class Consumer:
             await self._sleep_or_stop(0.5)
             return []
 
+    async def _fetch_decoded(self) -> list[tuple[Msg, Decoded | Poison]]:
+        """Fetch and decode a micro-batch. As the prefetch, the decoding runs on the loop
+        while the worker thread waits for the database on the batch before."""
+        return [(msg, decode(msg.data, msg.metadata.sequence.stream))
+                for msg in await self._fetch()]
+
     async def _drained(self) -> bool:
         try:
             info = await self._psub.consumer_info()
@@ -298,23 +313,22 @@ class Consumer:
 
     # --- one micro-batch ------------------------------------------------------------------
 
-    async def _handle(self, msgs: list[Msg]) -> None:
+    async def _handle(self, batch: list[tuple[Msg, Decoded | Poison]]) -> None:
         started = time.perf_counter()
-        self.stats.messages_received += len(msgs)
-        good: list[tuple[Msg, dict[str, Any]]] = []
+        self.stats.messages_received += len(batch)
+        good: list[tuple[Msg, Decoded]] = []
         letters: list[DeadLetter] = []
         repeats: list[tuple[Msg, str]] = []
         seen: set[str] = set()
-        for msg in msgs:
+        for msg, decoded in batch:
             if msg.metadata.num_delivered > 1:
                 self.stats.redelivered += 1
-            decoded = decode(msg.data)
             if isinstance(decoded, Poison):
                 letters.append(DeadLetter.of(msg, decoded.reason, decoded.field))
-            elif decoded["messageId"].strip() in seen:
-                repeats.append((msg, decoded["messageId"].strip()))
+            elif decoded.message_id in seen:
+                repeats.append((msg, decoded.message_id))
             else:
-                seen.add(decoded["messageId"].strip())
+                seen.add(decoded.message_id)
                 good.append((msg, decoded))
         if letters:
             await self._dead_letter(letters)
@@ -327,7 +341,7 @@ class Consumer:
                 await self._nak(msg)
         self.stats.record_batch(time.perf_counter() - started)
 
-    async def _write(self, items: list[tuple[Msg, dict[str, Any]]]) -> set[str]:
+    async def _write(self, items: list[tuple[Msg, Decoded]]) -> set[str]:
         """Write the items, splitting around any the database refuses; returns the ids of
         committed messages. Each committed chunk is acked right after its commit."""
         committed: set[str] = set()
@@ -337,8 +351,7 @@ class Consumer:
             msgs = [m for m, _ in chunk]
             try:
                 outcome = await self._with_database(
-                    msgs, self._db_write, [d for _, d in chunk],
-                    [m.metadata.sequence.stream for m in msgs])
+                    msgs, self._db_write, [d for _, d in chunk])
             except _Stopped:
                 for rest in [chunk, *pending]:
                     for msg, _ in rest:
@@ -359,13 +372,14 @@ class Consumer:
             self.stats.readings_inserted += counts.readings_inserted
             self.stats.events_enqueued += enqueued
             self._events_dirty = self._events_dirty or enqueued > 0
+            self._refresher.note(counts.first_recorded_at, counts.last_recorded_at)
             if os.environ.get(FAULT_ENV) == "pause-before-ack":
                 log_event("fault_pause_before_ack", batch_id=counts.batch_id,
                           messages=len(chunk))
                 await asyncio.Event().wait()
             for msg in msgs:
                 await self._ack(msg)
-            committed.update(d["messageId"].strip() for _, d in chunk)
+            committed.update(d.message_id for _, d in chunk)
         return committed
 
     async def _refused(self, msg: Msg, error: BaseException) -> None:
@@ -439,6 +453,42 @@ class Consumer:
         except Exception as exc:
             log_event("events_publish_deferred", level="warning", error=repr(exc))
 
+    # --- rollups ----------------------------------------------------------------------------
+
+    def _maybe_refresh(self) -> None:
+        """Start a refresh of the accumulated range when the interval has passed (in the
+        background, on its own connection: the next batches keep flowing meanwhile)."""
+        if self._refreshing is None and self._refresher.due():
+            self._refreshing = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            started = time.perf_counter()
+            ranges = self._refresher.take()
+            try:
+                await asyncio.to_thread(self._refresher.refresh, ranges)
+            except RefreshFailed as exc:
+                self._refresher.put_back(exc.remaining)
+                self.stats.rollup_refresh_failures += 1
+                log_event("rollups_refresh_failed", level="warning", error=str(exc).strip(),
+                          pending_ranges=_iso(self._refresher.pending.ranges),
+                          hint="data is committed; retried at the next interval, or run "
+                               "`tsfleet refresh --start S --end E` for the ranges")
+                return
+            self.stats.rollup_refreshes += 1
+            log_event("rollups_refreshed", ranges=_iso(ranges),
+                      seconds=round(time.perf_counter() - started, 3))
+        finally:
+            self._refreshing = None
+
+    async def _final_refresh(self) -> None:
+        """At shutdown: wait for a refresh under way, then refresh what is left."""
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+        if self._refresher.pending:
+            await self._refresh()
+        await asyncio.to_thread(self._refresher.close)
+
     # --- the loop ---------------------------------------------------------------------------
 
     async def _report(self) -> None:
@@ -455,27 +505,30 @@ class Consumer:
             except _Stopped:
                 return self.stats
             await self._publish_events()  # what a previous run committed but did not publish
-            msgs: list[Msg] = []
+            msgs: list[tuple[Msg, Decoded | Poison]] = []
             while not self.stop.is_set():
                 if not msgs:
-                    msgs = await self._fetch()
+                    msgs = await self._fetch_decoded()
                 if msgs:
-                    # Fetch the next batch while this one is written (the write runs in a
-                    # thread); the prefetched messages are kept alive with the batch's.
-                    prefetch = asyncio.create_task(self._fetch())
+                    # Fetch and decode the next batch while this one is written (the write
+                    # runs in a thread); the prefetched messages are kept alive with the
+                    # batch's.
+                    prefetch = asyncio.create_task(self._fetch_decoded())
                     prefetch.add_done_callback(self._hold)
                     await self._handle(msgs)
                     await self._dead_letter_exhausted()
                     await self._publish_events()
+                    self._maybe_refresh()
                     msgs = await prefetch
                     self._held = []
                     if self.stop.is_set():
-                        for msg in msgs:  # not started: let another worker have them now
+                        for msg, _ in msgs:  # not started: let another worker have them now
                             await self._nak(msg)
                         msgs = []
                     continue
                 await self._dead_letter_exhausted()
                 await self._publish_events()
+                self._maybe_refresh()
                 if self.settings.stop_when_drained and await self._drained():
                     log_event("drained")
                     break
@@ -494,8 +547,13 @@ class Consumer:
         if self._publisher is not None:
             await self._publisher.close()
         await asyncio.to_thread(self._drop_connection)
+        await self._final_refresh()
         log_event("consumer_stopped", **self.stats.snapshot())
         self.stats.write_json(self.settings.stats_json)
+
+
+def _iso(ranges: Sequence[tuple[datetime, datetime]]) -> list[list[str]]:
+    return [[start.isoformat(), end.isoformat()] for start, end in ranges]
 
 
 async def run_consumer(settings: ConsumerSettings) -> ConsumerStats:

@@ -6,6 +6,9 @@ the dead-letter subject at once instead of blocking the stream. The checks are t
 loader's own (`loader.formats.messages_jsonl.decode_message`), so a message means the same
 in a file and on the stream. A bad single metric is not poison: the loader rejects that
 reading alone and loads the rest.
+
+A message is decoded once: the device record and the readings (and row-level rejects, located
+by the stream sequence) that `decode_message` returns here are what the sink loads.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from loader.formats.messages_jsonl import decode_message
-from loader.formats.records import TimestampParser
+from loader.formats.records import Device, Item, TimestampParser
 
 _PARSE_TIME = TimestampParser("iso", "UTC")
+RAW_TEXT_LIMIT = 2000  # of a row-level reject's raw_text, as the JSON Lines loader keeps
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,22 @@ class Poison:
     field: str | None = None
 
 
-def decode(data: bytes) -> dict[str, Any] | Poison:
-    """The message as a dict, or the Poison that says why it cannot be one."""
+@dataclass(frozen=True)
+class Decoded:
+    """A loadable message: the JSON object, its device record and its loader items."""
+
+    message: dict[str, Any]
+    device: Device
+    items: list[Item]
+
+    @property
+    def message_id(self) -> str:
+        return self.message["messageId"].strip()
+
+
+def decode(data: bytes, sequence: int = 0) -> Decoded | Poison:
+    """The decoded message, or the Poison that says why it cannot be one. `sequence` (the
+    stream sequence) locates its row-level rejects in ingest.rejects."""
     try:
         message = json.loads(data)
     except UnicodeDecodeError as exc:
@@ -38,8 +56,9 @@ def decode(data: bytes) -> dict[str, Any] | Poison:
         return Poison(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     if not isinstance(message, dict):
         return Poison(f"a message must be a JSON object, got {type(message).__name__}")
-    device, items = decode_message(message, 0, "", _PARSE_TIME)
+    raw = data[:RAW_TEXT_LIMIT].decode("utf-8", errors="replace")
+    device, items = decode_message(message, sequence, raw, _PARSE_TIME)
     if device is None:
         reject = items[0]
         return Poison(reject.reason, reject.field)  # type: ignore[union-attr]
-    return message
+    return Decoded(message, device, items)

@@ -29,6 +29,7 @@ class ConsumerSettings:
     stats_interval_s: float = 10.0
     stats_json: Path | None = None
     stop_when_drained: bool = False
+    refresh_interval_s: float = 30.0  # rollups refreshed at most this often
 
     @property
     def source_name(self) -> str:

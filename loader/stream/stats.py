@@ -38,6 +38,8 @@ class ConsumerStats:
     nats_disconnects: int = 0
     events_enqueued: int = 0
     events_published: int = 0
+    rollup_refreshes: int = 0
+    rollup_refresh_failures: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     def record_batch(self, seconds: float) -> None:
@@ -69,6 +71,8 @@ class ConsumerStats:
             "nats_disconnects": self.nats_disconnects,
             "events_enqueued": self.events_enqueued,
             "events_published": self.events_published,
+            "rollup_refreshes": self.rollup_refreshes,
+            "rollup_refresh_failures": self.rollup_refresh_failures,
             "batch_latency_ms": {
                 "p50": self._percentile(0.50),
                 "p95": self._percentile(0.95),

@@ -1,0 +1,121 @@
+"""Deferred rollup refresh: the consumer's batches skip the loaders' per-batch
+`rollups.refresh_after_load(batch_id)` (130-350 ms each); the time ranges of committed batches
+are collected here and refreshed with `rollups.refresh_after_load(start, end)` at most every
+--refresh-interval and at shutdown, on a connection of their own (so a refresh overlaps the
+next batches' writes instead of blocking them).
+
+The SQL decides what a range needs: on Community only what lies outside the refresh policies'
+window (live data is left to the policies), on Apache always; a caller that does not own the
+rollups queues the range for `tsfleet refresh`. A failed refresh is a warning: the data is
+committed and acked; the range is kept and retried at the next interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from loader.db import plain_url
+
+REFRESH_SQL = "call rollups.refresh_after_load(%s::timestamptz, %s::timestamptz)"
+END_EXCLUSIVE = timedelta(microseconds=1)
+
+
+@dataclass
+class RangeSet:
+    """Half-open time ranges, merged when they overlap or lie within `merge_gap` of each
+    other (a time-ordered stream gives one growing range; late data a separate one). At
+    most `limit` ranges: beyond it the two closest are merged."""
+
+    merge_gap: timedelta = timedelta(hours=1)
+    limit: int = 8
+    ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    def add(self, start: datetime, end: datetime) -> None:
+        ranges = sorted([*self.ranges, (start, end)])
+        merged: list[tuple[datetime, datetime]] = [ranges[0]]
+        for lo, hi in ranges[1:]:
+            last_lo, last_hi = merged[-1]
+            if lo <= last_hi + self.merge_gap:
+                merged[-1] = (last_lo, max(last_hi, hi))
+            else:
+                merged.append((lo, hi))
+        while len(merged) > self.limit:
+            gaps = [merged[i + 1][0] - merged[i][1] for i in range(len(merged) - 1)]
+            i = gaps.index(min(gaps))
+            merged[i:i + 2] = [(merged[i][0], max(merged[i][1], merged[i + 1][1]))]
+        self.ranges = merged
+
+    def take(self) -> list[tuple[datetime, datetime]]:
+        taken, self.ranges = self.ranges, []
+        return taken
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+
+class RefreshFailed(Exception):
+    """A refresh stopped at a range; `remaining` were not refreshed."""
+
+    def __init__(self, remaining: list[tuple[datetime, datetime]], error: Exception) -> None:
+        super().__init__(str(error).strip())
+        self.remaining = remaining
+
+
+class RollupRefresher:
+    """Collects the committed readings' time ranges and refreshes them when due."""
+
+    def __init__(self, database_url: str, interval_s: float) -> None:
+        self.database_url = database_url
+        self.interval_s = interval_s
+        self.pending = RangeSet()
+        self.last_refresh = time.monotonic()
+        self._conn: psycopg.Connection | None = None
+
+    def note(self, first_at: datetime | None, last_at: datetime | None) -> None:
+        """A committed batch wrote readings from first_at to last_at (both inclusive)."""
+        if first_at is not None and last_at is not None:
+            self.pending.add(first_at, last_at + END_EXCLUSIVE)
+
+    def due(self) -> bool:
+        return bool(self.pending) and time.monotonic() - self.last_refresh >= self.interval_s
+
+    def take(self) -> list[tuple[datetime, datetime]]:
+        """The pending ranges, now owned by the caller (call on the event loop's thread, like
+        note(): the ranges are never touched from two threads)."""
+        self.last_refresh = time.monotonic()
+        return self.pending.take()
+
+    def refresh(self, ranges: list[tuple[datetime, datetime]]) -> None:
+        """Refresh the ranges (blocking: run it in a thread). Raises RefreshFailed with the
+        ranges not refreshed, for the caller to put back."""
+        done = 0
+        try:
+            conn = self._connection()
+            for start, end in ranges:
+                conn.execute(REFRESH_SQL, [start, end])
+                done += 1
+        except Exception as exc:
+            self.close()
+            raise RefreshFailed(ranges[done:], exc) from exc
+
+    def put_back(self, ranges: list[tuple[datetime, datetime]]) -> None:
+        for start, end in ranges:
+            self.pending.add(start, end)
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            # Autocommit: the Community refresh commits inside the procedure.
+            self._conn = psycopg.connect(plain_url(self.database_url), autocommit=True,
+                                         application_name="tsfleet-consume-refresh")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
