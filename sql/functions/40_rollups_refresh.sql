@@ -276,13 +276,62 @@ comment on procedure rollups.refresh (timestamptz, timestamptz) is
 -- No role grant: refreshing needs the rollups' owner (the role that ran the migrations), which
 -- has EXECUTE as the procedure's owner.
 
+-- Couples with: loader/stream/ (calls the range version for the accumulated range of its
+-- committed batches every --refresh-interval, since its batches skip the per-batch call).
+create or replace procedure rollups.refresh_after_load(
+    p_start timestamptz,
+    p_end timestamptz,
+    p_batch_id bigint default null
+)
+language plpgsql
+as $$
+declare
+    stale record;
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    if p_start is null or p_end is null then
+        raise notice 'tsfleet: no time range given: no rollup refresh';
+        return;
+    end if;
+    if p_start >= p_end then
+        raise exception 'tsfleet: refresh range is empty: start % is not before end %',
+            p_start, p_end
+        using hint = 'The end is exclusive: pass the newest reading''s time plus 1 microsecond.';
+    end if;
+    -- Only rollups whose policy will not cover the range.
+    select pg_catalog.min(w.window_start) as window_start, pg_catalog.max(w.window_end)
+        as window_end
+    into stale
+    from _tsfleet.rollup_refresh_windows(p_start, p_end, true) as w;
+    if stale.window_start is null then
+        return;
+    end if;
+    if _tsfleet.can_refresh_rollups() then
+        call rollups.refresh(p_start, p_end);
+    else
+        insert into _tsfleet.rollup_refresh_queue (range_start, range_end, batch_id)
+        values (p_start, p_end, p_batch_id);
+        raise notice 'tsfleet: rollup refresh of [%, %) queued for the rollups'' owner',
+            p_start, p_end;
+    end if;
+end;
+$$;
+
+comment on procedure rollups.refresh_after_load (timestamptz, timestamptz, bigint) is
+'After committed loads that wrote readings in [p_start, p_end) (end exclusive): when the range '
+'is older than a rollup''s refresh policy window (or the rollup has no running policy, as on '
+'Apache), refresh it; queue it for the owner (with p_batch_id, if given) if the caller may not '
+'refresh. CALL in autocommit.';
+
+grant execute on procedure rollups.refresh_after_load(timestamptz, timestamptz, bigint)
+to tsfleet_ingest;
+
 create or replace procedure rollups.refresh_after_load(p_batch_id bigint)
 language plpgsql
 as $$
 declare
     batch_start timestamptz;
     batch_end timestamptz;
-    stale record;
 begin
     perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     select b.min_recorded_at, b.max_recorded_at into batch_start, batch_end
@@ -292,30 +341,16 @@ begin
         raise notice 'tsfleet: batch % wrote no readings: no rollup refresh', p_batch_id;
         return;
     end if;
-    -- The affected range, end inclusive; only rollups whose policy will not cover it.
-    select pg_catalog.min(w.window_start) as window_start, pg_catalog.max(w.window_end)
-        as window_end
-    into stale
-    from _tsfleet.rollup_refresh_windows(
-        batch_start, batch_end + interval '1 microsecond', true
-    ) as w;
-    if stale.window_start is null then
-        return;
-    end if;
-    if _tsfleet.can_refresh_rollups() then
-        call rollups.refresh(batch_start, batch_end + interval '1 microsecond');
-    else
-        insert into _tsfleet.rollup_refresh_queue (range_start, range_end, batch_id)
-        values (batch_start, batch_end + interval '1 microsecond', p_batch_id);
-        raise notice 'tsfleet: rollup refresh of [%, %] queued for the rollups'' owner',
-            batch_start, batch_end;
-    end if;
+    -- The batch's range, end inclusive, as the range version's half-open range.
+    call rollups.refresh_after_load(
+        batch_start, batch_end + interval '1 microsecond', p_batch_id
+    );
 end;
 $$;
 
 comment on procedure rollups.refresh_after_load (bigint) is
-'After a committed load: when the batch wrote readings older than a rollup''s refresh policy '
-'window (or the rollup has no running policy, as on Apache), refresh the batch''s time range; '
-'queue it for the owner if the caller may not refresh. CALL in autocommit.';
+'After a committed load: refresh_after_load(start, end) for the batch''s recorded time range '
+'(refreshes it when older than a rollup''s refresh policy window or when no policy runs, as on '
+'Apache; queues it for the owner if the caller may not refresh). CALL in autocommit.';
 
 grant execute on procedure rollups.refresh_after_load(bigint) to tsfleet_ingest;
