@@ -1,8 +1,11 @@
 """One source, one batch, one transaction: exactly once, all or nothing.
 
 In one transaction: ingest.begin_batch (the ingest lock, the checksum registry, the batch
-row), then per chunk of rows a COPY into the session's staging table and
-ingest.insert_staged_readings (register, reject, insert, count), then ingest.process_batch
+row), then per chunk of rows either the fast path (direct.py: ids resolved, COPY straight into
+telemetry.readings in a savepoint, checked and booked by ingest.record_copied_readings) or,
+when that chunk holds a stored key, a row to reject, message ids or last-write-wins, a COPY
+into the session's staging table and ingest.insert_staged_readings (register, reject, insert,
+count duplicates and conflicts), then ingest.process_batch
 (asset readings, when installed) and ingest.commit_batch. A killed loader leaves nothing: the
 batch row is part of the rolled-back transaction. A failure rolls everything back and then
 records a failed batch row with the error in its own transaction. After the commit,
@@ -25,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from loader import __version__
 from loader.formats.records import Device, FileStart, FormatError, Reading, Reject, Source
+from loader.ingest.direct import KeyIds, can_copy, copy_chunk
 from loader.ingest.staging import StagingBuffer
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -37,6 +41,7 @@ class LoadOptions:
     force: bool = False  # load even if this content was committed before (rows still dedupe)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     progress: Callable[[int], None] | None = None  # called with bytes read so far
+    refresh_rollups: bool = True  # False: the caller refreshes the range later (stream)
 
 
 @dataclass
@@ -127,7 +132,8 @@ def load_source(conn: psycopg.Connection, source: Source,
         result.rows_inserted = result.rows_duplicate = result.rows_conflict = 0
         raise BatchFailed(result) from exc
     result.status = "committed"
-    _refresh_rollups(conn, result)
+    if options.refresh_rollups:
+        _refresh_rollups(conn, result)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -158,9 +164,12 @@ def describe(exc: BaseException) -> str:
 
 @dataclass
 class _Chunk:
-    """What the parser hands the writer: COPY text and the devices to register first."""
+    """What the parser hands the writer: readings (formatted by the writer, once it knows which
+    path the chunk takes), reject COPY text and the devices to register first."""
 
-    lines: list[str]
+    readings: list[Reading]
+    segments: list[tuple[int, int]]  # (index of the first reading, source_no) per file
+    staged: list[str]  # staging COPY text of the readings, if the parser formatted it already
     rejects: list[str]
     devices: list[dict[str, str]]
     names: list[str]
@@ -175,7 +184,9 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     """
     assert result.batch_id is not None
     batch_id = result.batch_id
-    buffer = StagingBuffer()
+    buffer = StagingBuffer()  # rejects, and staging text when the last chunk needed staging
+    readings: list[Reading] = []
+    segments: list[tuple[int, int]] = [(0, 1)]
     names = [source.name]
     registered: dict[str, Device] = {}
     source_no, current = 1, source.name
@@ -183,30 +194,39 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     cur.execute("select ingest.create_staging()")
     chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
+    # Set by the writer when a chunk took the staging path (a reload, messages): the parser
+    # then formats the next chunks' staging text itself, overlapping the database's work.
+    staging_hint = [False]
     writer = threading.Thread(target=_writer, name="tsfleet-ingest-writer",
-                              args=(cur, chunks, failure, source, options, result), daemon=True)
+                              args=(cur, chunks, failure, source, options, result,
+                                    staging_hint), daemon=True)
     writer.start()
 
     def hand_over() -> None:
+        nonlocal readings, segments, preformat
         if failure:
             raise _WriterStopped
         changed = [d for k, d in source.devices.items() if registered.get(k) != d]
         registered.update((d.device_key, Device(**d.__dict__)) for d in changed)
-        chunks.put(_Chunk(buffer.lines, buffer.rejects, [d.as_json() for d in changed],
-                          list(names)))
-        buffer.lines, buffer.rejects = [], []
+        chunks.put(_Chunk(readings, segments, buffer.lines, buffer.rejects,
+                          [d.as_json() for d in changed], list(names)))
+        readings, segments, buffer.lines, buffer.rejects = [], [(0, source_no)], [], []
+        preformat = staging_hint[0]
         if options.progress is not None and source.position is not None:
             with contextlib.suppress(OSError, ValueError):  # cosmetic: never fails a batch
                 options.progress(source.position())
 
     parse_rejected = 0
+    preformat = False
     try:
         for item in source.items():
             kind = type(item)
             if kind is Reading:
-                buffer.add(source_no, item)  # type: ignore[arg-type]
+                readings.append(item)  # type: ignore[arg-type]
+                if preformat:
+                    buffer.add(source_no, item)  # type: ignore[arg-type]
                 result.rows_read += 1
-                if len(buffer.lines) >= chunk_rows:
+                if len(readings) >= chunk_rows:
                     hand_over()
             elif kind is Reject:
                 reject: Reject = item  # type: ignore[assignment]
@@ -219,6 +239,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
             elif kind is FileStart:
                 names.append(item.name)  # type: ignore[union-attr]
                 source_no, current = len(names), item.name  # type: ignore[union-attr]
+                segments.append((len(readings), source_no))
         hand_over()
     except _WriterStopped:
         pass
@@ -246,11 +267,17 @@ def _stop(chunks: queue.Queue[_Chunk | None], writer: threading.Thread) -> None:
 
 def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
             failure: list[BaseException], source: Source, options: LoadOptions,
-            result: BatchResult) -> None:
+            result: BatchResult, staging_hint: list[bool]) -> None:
     buffer = StagingBuffer()
+    ids = KeyIds()
     while True:
         chunk = chunks.get()
         if chunk is None:
+            if not failure:
+                try:
+                    ids.book_devices(cur)
+                except BaseException as exc:  # handed to the parser thread
+                    failure.append(exc)
             return
         if failure:
             continue  # drain until the parser stops
@@ -258,8 +285,20 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
             if chunk.devices:
                 cur.execute("select ingest.register_devices(%s, %s)",
                             [Jsonb(chunk.devices), source.tenant_key])
-            buffer.lines, buffer.rejects = chunk.lines, chunk.rejects
+            buffer.rejects = chunk.rejects
             buffer.flush_rejects(cur)
+            if not chunk.readings:
+                continue
+            if can_copy(chunk.readings, options.last_write_wins) and copy_chunk(
+                    cur, result.batch_id, source.tenant_key, chunk.readings, ids):
+                result.rows_inserted += len(chunk.readings)
+                staging_hint[0] = False
+                continue
+            staging_hint[0] = True
+            if chunk.staged:
+                buffer.lines = chunk.staged
+            else:
+                _stage(buffer, chunk)
             if buffer.flush_readings(cur):
                 counts = cur.execute(
                     "select * from ingest.insert_staged_readings(%s, %s, %s, %s)",
@@ -281,6 +320,15 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
                                        else "rows were rejected")
         except BaseException as exc:  # handed to the parser thread, which re-raises it
             failure.append(exc)
+
+
+def _stage(buffer: StagingBuffer, chunk: _Chunk) -> None:
+    """Format a chunk's readings as staging COPY text (the checked, counting path)."""
+    ends = [start for start, _ in chunk.segments[1:]] + [len(chunk.readings)]
+    add = buffer.add
+    for (start, source_no), end in zip(chunk.segments, ends, strict=True):
+        for reading in chunk.readings[start:end]:
+            add(source_no, reading)
 
 
 def _strict_message(name: str, line: int | None, field_name: str | None, reason: str) -> str:

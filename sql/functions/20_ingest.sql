@@ -2,7 +2,13 @@
 --   ingest.begin_batch()            lock, checksum registry, the batch row
 --   ingest.create_staging()         the session's staging table, filled by COPY
 --   ingest.register_devices()       device records and metadata (JSON), tenants on first sight
---   ingest.insert_staged_readings() per chunk: register, reject, insert, count, bookkeeping
+--   per chunk, the fast path (a first load):
+--     ingest.resolve_keys()           ids of devices and metrics, registered on first sight
+--     COPY into telemetry.readings    inside a savepoint (loader/ingest/direct.py)
+--     ingest.record_copied_readings() row checks and bookkeeping; false: roll back to the
+--                                     savepoint and take the staging path for this chunk
+--   or the staging path (stored keys, rejects, message ids, last-write-wins):
+--     ingest.insert_staged_readings() register, reject, insert, count, bookkeeping
 --   ingest.process_batch()          (sql/functions/3x, another subject) asset readings
 --   ingest.commit_batch()           status and counts
 -- ingest.record_batch_outcome() writes failed/skipped rows after a rollback.
@@ -604,3 +610,175 @@ comment on function ingest.prune_message_receipts(interval) is
 'after that would load again. Returns the number deleted.';
 
 grant execute on function ingest.prune_message_receipts(interval) to tsfleet_ingest;
+
+
+-- The fast path of a chunk (loader/ingest/direct.py): ids resolved here, rows COPYed straight
+-- into telemetry.readings inside a savepoint, then ingest.record_copied_readings() checks and
+-- books them. Couples with: ingest.insert_staged_readings() (same registration rules).
+create or replace function ingest.resolve_keys(
+    p_tenant_key text,
+    p_device_keys text[],
+    p_metric_names text[]
+)
+returns table (
+    key_kind text,
+    key_name text,
+    key_id integer,
+    valid_min double precision,
+    valid_max double precision
+)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_tenant_id integer;
+begin
+    select t.tenant_id into v_tenant_id
+    from telemetry.tenants as t where t.tenant_key = p_tenant_key;
+    if v_tenant_id is null then
+        insert into telemetry.tenants (tenant_key) values (p_tenant_key)
+        on conflict (tenant_key) do nothing;
+        select t.tenant_id into v_tenant_id
+        from telemetry.tenants as t where t.tenant_key = p_tenant_key;
+    end if;
+
+    -- As in insert_staged_readings: only unseen keys are offered, sorted (stable lock order,
+    -- no identity value burnt per known key).
+    insert into telemetry.devices (tenant_id, device_key)
+    select
+        v_tenant_id,
+        k.device_key
+    from (select distinct u.device_key from unnest(p_device_keys) as u (device_key)) as k
+    where not exists (
+        select from telemetry.devices as d where d.device_key = k.device_key
+    )
+    order by k.device_key
+    on conflict (device_key) do nothing;
+
+    insert into telemetry.metrics (metric_name, unit)
+    select
+        k.metric_name,
+        ingest.infer_unit(k.metric_name)
+    from (select distinct u.metric_name from unnest(p_metric_names) as u (metric_name)) as k
+    where not exists (
+        select from telemetry.metrics as m where m.metric_name = k.metric_name
+    )
+    order by k.metric_name
+    on conflict (metric_name) do nothing;
+
+    return query
+    select
+        'device'::text,
+        d.device_key,
+        d.device_id,
+        null::double precision,
+        null::double precision
+    from telemetry.devices as d
+    where d.device_key = any(p_device_keys)
+    union all
+    select
+        'metric'::text,
+        m.metric_name,
+        m.metric_id,
+        m.valid_min,
+        m.valid_max
+    from telemetry.metrics as m
+    where m.metric_name = any(p_metric_names);
+end;
+$$;
+
+comment on function ingest.resolve_keys(text, text[], text[]) is
+'Ids of device keys and metric names, registering unseen ones (and the tenant) first: rows '
+'(key_kind device|metric, key_name, key_id, valid_min, valid_max of a metric). The loader''s '
+'fast path COPYs readings with these ids.';
+
+grant execute on function ingest.resolve_keys(text, text[], text[]) to tsfleet_ingest;
+
+
+-- Couples with: ingest.insert_staged_readings() (the same row checks, the same bookkeeping).
+create or replace function ingest.record_copied_readings(
+    p_batch_id bigint,
+    p_rows bigint,
+    p_min timestamptz,
+    p_max timestamptz,
+    p_metric_ids integer[],
+    p_metric_value_min double precision[],
+    p_metric_value_max double precision[]
+)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_future_limit timestamptz := now() + coalesce(
+        nullif(current_setting('tsfleet.ingest_max_future', true), '')::interval,
+        interval '1 day'
+    );
+begin
+    -- A row the checks of insert_staged_readings would reject (the chunk's newest time, or a
+    -- metric's smallest or largest value, outside the limits): the caller rolls the chunk back
+    -- to its savepoint and loads it through staging, which rejects each such row with its
+    -- reason. Metrics with a valid range must be in p_metric_ids.
+    if p_max > v_future_limit then
+        return false;
+    end if;
+    if exists (
+        select
+        from
+            unnest(
+                p_metric_ids, p_metric_value_min, p_metric_value_max
+            ) as v (metric_id, value_min, value_max)
+        inner join telemetry.metrics as m on v.metric_id = m.metric_id
+        where v.value_min < m.valid_min or v.value_max > m.valid_max
+    ) then
+        return false;
+    end if;
+
+    update ingest.batches as b
+    set
+        rows_inserted = b.rows_inserted + p_rows,
+        min_recorded_at = least(b.min_recorded_at, p_min),
+        max_recorded_at = greatest(b.max_recorded_at, p_max)
+    where b.batch_id = p_batch_id;
+    return true;
+end;
+$$;
+
+comment on function ingest.record_copied_readings(
+    bigint, bigint, timestamptz, timestamptz, integer[], double precision[], double precision[]
+) is
+'Check and book a chunk the loader COPYed straight into telemetry.readings, given its row '
+'count, time range and value range per metric: false (books nothing) if a row would be '
+'rejected (future timestamp, value outside its metric''s valid range), which the caller then '
+'rolls back and loads through staging; else add to the batch counters and time range and '
+'return true. The loader then calls ingest.record_device_last_readings once per batch.';
+
+grant execute on function ingest.record_copied_readings(
+    bigint, bigint, timestamptz, timestamptz, integer[], double precision[], double precision[]
+) to tsfleet_ingest;
+
+
+-- Once per batch rather than per chunk: a time-ordered load would otherwise rewrite every
+-- device row once per chunk. Couples with: ingest.insert_staged_readings() (the same rule).
+create or replace function ingest.record_device_last_readings(
+    p_device_ids integer[],
+    p_last_at timestamptz[]
+)
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+    update telemetry.devices as d
+    set last_reading_at = l.last_at
+    from unnest(p_device_ids, p_last_at) as l (device_id, last_at)
+    where
+        d.device_id = l.device_id
+        and (d.last_reading_at is null or d.last_reading_at < l.last_at);
+$$;
+
+comment on function ingest.record_device_last_readings(integer[], timestamptz[]) is
+'Advance telemetry.devices.last_reading_at to the given times (never backwards): the newest '
+'reading per device of the chunks the loader COPYed straight into telemetry.readings.';
+
+grant execute on function ingest.record_device_last_readings(integer[], timestamptz[])
+to tsfleet_ingest;

@@ -1,8 +1,18 @@
 -- Nominal reading interval per device and metric: the device's nominal_interval when set, else
--- learned as the median spacing of the series' newest readings. Also the newest reading time.
--- Series are those seen within quality.parameters.completeness_lookback (hourly rollup) or
--- recently (raw readings). Couples with: quality.parameters (0044), the other quality views,
--- rollups.device_metrics_hourly (0041).
+-- learned. Also the newest reading time. Series are those seen within
+-- quality.parameters.completeness_lookback (hourly rollup) or recently (raw readings).
+-- Never reads readings per series (telemetry.readings has no device-led index, by design:
+-- migration 0006): raw readings only by time range, the rest from the hourly rollup.
+--   recent:  readings of the last recent_from_raw (one time-range scan); the learned interval
+--            is the median spacing of each series' newest interval_sample_size of them, when
+--            they give at least 3 spacings;
+--   hourly:  otherwise 1 hour / the median reading_count of the series' non-empty hours over
+--            completeness_lookback, or, for series with one reading an hour or fewer, the
+--            median distance between consecutive non-empty hours;
+--   last_reading_at: newest recent reading, else the newest reading inside the series' last
+--            non-empty hour (time-range scans of those hours only).
+-- Couples with: quality.parameters (0044), the other quality views,
+-- rollups.device_metrics_hourly (0041), telemetry.readings' indexes (0006).
 
 create or replace view quality.intervals as
 with
@@ -10,49 +20,125 @@ params as (
     select p.* from quality.parameters as p
 ),
 
-series as (
+hourly as (
     select
         h.device_id,
-        h.metric_id
+        h.metric_id,
+        h.bucket_start,
+        h.reading_count,
+        h.bucket_start - pg_catalog.lag(h.bucket_start) over (
+            partition by h.device_id, h.metric_id order by h.bucket_start
+        ) as bucket_spacing
     from rollups.device_metrics_hourly as h
     cross join params as p
-    where h.bucket_start >= pg_catalog.now() - p.completeness_lookback
-    union
+    where
+        h.bucket_start >= pg_catalog.now() - p.completeness_lookback
+        and h.reading_count > 0
+),
+
+hourly_learned as (
+    select
+        h.device_id,
+        h.metric_id,
+        max(h.bucket_start) as last_bucket_start,
+        sum(h.reading_count)::bigint as reading_count,
+        percentile_disc(0.5) within group (order by h.reading_count) as median_count,
+        percentile_disc(0.5) within group (order by h.bucket_spacing) as median_bucket_spacing
+    from hourly as h
+    group by h.device_id, h.metric_id
+),
+
+recent as (
     select
         r.device_id,
-        r.metric_id
+        r.metric_id,
+        r.recorded_at,
+        pg_catalog.row_number() over (
+            partition by r.device_id, r.metric_id order by r.recorded_at desc
+        ) as newest_rank
     from telemetry.readings as r
     cross join params as p
     where r.recorded_at >= pg_catalog.now() - p.recent_from_raw
 ),
 
-samples as (
+recent_spacings as (
+    select
+        re.device_id,
+        re.metric_id,
+        re.recorded_at,
+        re.recorded_at - pg_catalog.lead(re.recorded_at) over (
+            partition by re.device_id, re.metric_id order by re.recorded_at desc
+        ) as spacing
+    from recent as re
+    cross join params as p
+    where re.newest_rank <= p.interval_sample_size
+),
+
+recent_learned as (
+    select
+        rs.device_id,
+        rs.metric_id,
+        max(rs.recorded_at) as last_reading_at,
+        count(rs.spacing) as spacing_count,
+        percentile_disc(0.5) within group (order by rs.spacing) as learned_interval
+    from recent_spacings as rs
+    group by rs.device_id, rs.metric_id
+),
+
+stale as (
+    select
+        hl.device_id,
+        hl.metric_id,
+        hl.last_bucket_start
+    from hourly_learned as hl
+    left join recent_learned as rl
+        on hl.device_id = rl.device_id and hl.metric_id = rl.metric_id
+    where rl.device_id is null
+),
+
+stale_hours as (
+    select distinct s.last_bucket_start from stale as s
+),
+
+stale_last as (
     select
         s.device_id,
         s.metric_id,
-        newest.recorded_at,
-        newest.recorded_at - pg_catalog.lead(newest.recorded_at) over (
-            partition by s.device_id, s.metric_id order by newest.recorded_at desc
-        ) as spacing
-    from series as s
-    cross join lateral (
-        select r.recorded_at
-        from telemetry.readings as r
-        where r.device_id = s.device_id and r.metric_id = s.metric_id
-        order by r.recorded_at desc
-        limit (select p.interval_sample_size from params as p)
-    ) as newest
+        max(r.recorded_at) as last_reading_at
+    from stale_hours as sh
+    inner join telemetry.readings as r
+        on
+            sh.last_bucket_start <= r.recorded_at
+            and r.recorded_at < sh.last_bucket_start + interval '1 hour'
+    inner join stale as s
+        on
+            r.device_id = s.device_id
+            and r.metric_id = s.metric_id
+            and sh.last_bucket_start = s.last_bucket_start
+    group by s.device_id, s.metric_id
 ),
 
 learned as (
     select
-        sa.device_id,
-        sa.metric_id,
-        max(sa.recorded_at) as last_reading_at,
-        count(sa.spacing) as spacing_count,
-        percentile_disc(0.5) within group (order by sa.spacing) as learned_interval
-    from samples as sa
-    group by sa.device_id, sa.metric_id
+        coalesce(rl.device_id, hl.device_id) as device_id,
+        coalesce(rl.metric_id, hl.metric_id) as metric_id,
+        coalesce(rl.last_reading_at, sl.last_reading_at) as last_reading_at,
+        case
+            when rl.spacing_count >= 3 then rl.spacing_count
+            when hl.reading_count > 1 then hl.reading_count - 1
+            else coalesce(rl.spacing_count, 0)
+        end as spacing_count,
+        case
+            when rl.spacing_count >= 3 then rl.learned_interval
+            when hl.median_count >= 2 then interval '1 hour' / hl.median_count
+            when hl.median_bucket_spacing is not null then hl.median_bucket_spacing
+            else rl.learned_interval
+        end as learned_interval
+    from recent_learned as rl
+    full join hourly_learned as hl
+        on rl.device_id = hl.device_id and rl.metric_id = hl.metric_id
+    left join stale_last as sl
+        on hl.device_id = sl.device_id and hl.metric_id = sl.metric_id
 ),
 
 final as (
@@ -77,8 +163,9 @@ final as (
 select * from final;
 
 comment on view quality.intervals is
-'Nominal interval per device and metric (set on the device, else learned from its newest '
-'readings) and the time of its newest reading.';
+'Nominal interval per device and metric (set on the device, else learned: median spacing of '
+'the newest recent raw readings, else from the hourly rollup''s reading counts) and the time '
+'of its newest reading. Reads raw readings by time range only, never per series.';
 comment on column quality.intervals.device_id is 'Device (telemetry.devices).';
 comment on column quality.intervals.device_key is 'External device id.';
 comment on column quality.intervals.metric_id is 'Metric (telemetry.metrics).';
@@ -86,10 +173,14 @@ comment on column quality.intervals.metric_name is 'Metric name.';
 comment on column quality.intervals.nominal_interval is
 'Expected time between readings: the device''s nominal_interval, else learned_interval.';
 comment on column quality.intervals.interval_source is
-'device (telemetry.devices.nominal_interval) or learned (median spacing); NULL if unknown.';
+'device (telemetry.devices.nominal_interval) or learned (see learned_interval); NULL if unknown.';
 comment on column quality.intervals.learned_interval is
-'Median spacing of the newest quality.parameters.interval_sample_size readings.';
-comment on column quality.intervals.spacing_count is 'Spacings the learned interval is based on.';
+'Median spacing of the series'' newest quality.parameters.interval_sample_size readings within '
+'recent_from_raw when they give at least 3 spacings; else 1 hour / median readings per '
+'non-empty hour over completeness_lookback (hourly rollup), or for at most one reading an '
+'hour the median distance between non-empty hours.';
+comment on column quality.intervals.spacing_count is
+'Spacings the learned interval is based on (raw spacings, or rollup readings minus one).';
 comment on column quality.intervals.last_reading_at is 'Time of the newest reading of the series.';
 
 grant select on quality.intervals to tsfleet_analyst, tsfleet_grafana;
