@@ -109,6 +109,9 @@ class Consumer:
         self._held: list[Msg] = []
         self._known_devices = KnownDevices()
         self._exhausted: list[dict[str, Any]] = []
+        # Why the database refused a message, by stream sequence: if JetStream gives up on it
+        # (max-deliver) before this worker dead-letters it, the letter still says why.
+        self._last_errors: dict[int, str] = {}
         self._refresher = RollupRefresher(settings.database_url, settings.refresh_interval_s)
         self._refreshing: asyncio.Task | None = None
 
@@ -280,11 +283,16 @@ class Consumer:
                 log_event("exhausted_message_unreadable", level="error", sequence=sequence,
                           error=repr(exc))
                 continue
+            last_error = self._last_errors.pop(sequence, None)
+            reason = (
+                f"{last_error} (not acknowledged after {deliveries} deliveries, max-deliver)"
+                if last_error else
+                f"not acknowledged after {deliveries} deliveries (max-deliver): a worker "
+                "stopped on each delivery; if its data was committed, a replay is a no-op"
+            )
             await self._dead_letter([DeadLetter(
                 stored.subject or self.settings.subject, sequence, deliveries,
-                stored.data or b"",
-                f"not acknowledged after {deliveries} deliveries (max-deliver): a worker "
-                "stopped on each delivery; if its data was committed, a replay is a no-op",
+                stored.data or b"", reason,
             )])
 
     async def _fetch(self) -> list[Msg]:
@@ -386,10 +394,15 @@ class Consumer:
         """One message the database refuses: retry it later, or dead-letter it at the end."""
         deliveries = msg.metadata.num_delivered
         reason = f"database refused the message: {str(error).strip()}"[:2000]
+        sequence = msg.metadata.sequence.stream
         if deliveries >= self.settings.max_deliver:
+            self._last_errors.pop(sequence, None)
             await self._dead_letter(
                 [DeadLetter.of(msg, f"{reason} (after {deliveries} deliveries)")])
         else:
+            if len(self._last_errors) >= 10_000:
+                self._last_errors.pop(next(iter(self._last_errors)))
+            self._last_errors[sequence] = reason
             log_event("message_refused", level="warning", sequence=msg.metadata.sequence.stream,
                       deliveries=deliveries, max_deliver=self.settings.max_deliver,
                       error=reason)
