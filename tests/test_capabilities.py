@@ -101,3 +101,19 @@ def test_migrate_command_says_what_the_edition_aware_migrations_did(
     verb = "enabled" if server.is_community else "skipped"
     assert f"tsfleet: compression {verb} on telemetry.readings" in result.output
     assert "applied" in result.output and "0001.create_schemas" in result.output
+
+
+def test_overview_counts_readings_right_after_a_load(conn: psycopg.Connection) -> None:
+    """Planner statistics lag behind a fresh load; the overview must not report 0 readings."""
+    conn.execute("""
+        insert into telemetry.devices (tenant_id, device_key) values (1, 'd');
+        insert into telemetry.metrics (metric_name) values ('m');
+        insert into ingest.batches (source_kind, source_name, status, rows_inserted,
+                                    asset_rows_inserted)
+        values ('test', 't', 'committed', 25, 0);
+        insert into telemetry.readings (recorded_at, device_id, metric_id, value, batch_id)
+        select t, 1, 1, 1.0, 1
+        from generate_series('2026-01-01'::timestamptz, '2026-01-02', interval '1 hour') as t;
+    """)
+    row = conn.execute("select readings_loaded, asset_readings_loaded from ops.overview").fetchone()
+    assert row == (25, 0)

@@ -92,6 +92,10 @@ batches as (
     select
         count(*) filter (where b.status = 'committed') as batches_committed,
         count(*) filter (where b.status = 'failed') as batches_failed,
+        coalesce(sum(b.rows_inserted) filter (where b.status = 'committed'), 0) as readings_loaded,
+        coalesce(
+            sum(b.asset_rows_inserted) filter (where b.status = 'committed'), 0
+        ) as asset_readings_loaded,
         max(b.finished_at) filter (where b.status = 'committed') as last_load_at
     from ingest.batches as b
 ),
@@ -102,8 +106,8 @@ final as (
         (select count(*) from telemetry.devices) as device_count,
         (select count(*) from telemetry.metrics) as metric_count,
         (select count(*) from telemetry.assets) as asset_count,
-        public.approximate_row_count('telemetry.readings') as readings_approx,
-        public.approximate_row_count('telemetry.asset_readings') as asset_readings_approx,
+        b.readings_loaded,
+        b.asset_readings_loaded,
         (select max(d.last_reading_at) from telemetry.devices as d) as last_reading_at,
         b.batches_committed,
         b.batches_failed,
@@ -119,8 +123,12 @@ comment on column ops.overview.tenant_count is 'Tenants.';
 comment on column ops.overview.device_count is 'Registered devices.';
 comment on column ops.overview.metric_count is 'Metrics in the catalog.';
 comment on column ops.overview.asset_count is 'Assets.';
-comment on column ops.overview.readings_approx is 'Approximate device readings (statistics).';
-comment on column ops.overview.asset_readings_approx is 'Approximate asset readings.';
+-- Counted from the batches, not from planner statistics (which read 0 until the next ANALYZE
+-- after a load); rows later removed by retention are still counted.
+comment on column ops.overview.readings_loaded is
+'Device readings inserted by committed ingest batches (before any retention).';
+comment on column ops.overview.asset_readings_loaded is
+'Asset readings written by committed ingest batches (before any retention).';
 comment on column ops.overview.last_reading_at is 'Newest reading time over all devices.';
 comment on column ops.overview.batches_committed is 'Committed ingest batches.';
 comment on column ops.overview.batches_failed is 'Failed ingest batches.';
