@@ -24,10 +24,16 @@ def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_removed_view_file_drops_the_view(db_url: str, sql_copy: Path) -> None:
-    (sql_copy / "views" / "10_telemetry_named.sql").unlink()
+    probe = sql_copy / "views" / "95_probe.sql"
+    probe.write_text("create view ops.reapply_probe as select 1 as one;\n"
+                     "comment on view ops.reapply_probe is 'probe';\n")
     migrate.apply(db_url)
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("select to_regclass('telemetry.readings_named')").fetchone()[0] is None
+        assert conn.execute("select to_regclass('ops.reapply_probe')").fetchone()[0] is not None
+    probe.unlink()
+    migrate.apply(db_url)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select to_regclass('ops.reapply_probe')").fetchone()[0] is None
         assert conn.execute("select to_regclass('ops.capabilities')").fetchone()[0] is not None
 
 

@@ -1,30 +1,27 @@
 -- Companion time series of the alert conditions, for dashboards: the signal each condition
 -- watches, over time, with the same labels. Always filter on the time column (Grafana's
--- $__timeFilter does): the views read readings through their time-first index.
+-- $__timeFilter does): the views read readings through their time-first index. The metric
+-- series are telemetry.readings_named (couples with 10_telemetry_named.sql) narrowed to the
+-- metrics the condition's rules watch.
 -- Couples with: the alerts.condition_* views, grafana/dashboards/tsfleet-fleet.json.
 
 create or replace view alerts.series_low_battery as
 with
 watched as (
-    select distinct m.metric_id
+    select distinct coalesce(r.params ->> 'metric', 'StateOfChargePercentage') as metric_name
     from alerts.rules as r
-    inner join telemetry.metrics as m
-        on m.metric_name = coalesce(r.params ->> 'metric', 'StateOfChargePercentage')
     where r.condition_kind = 'low_battery' and r.is_enabled
 ),
 
 final as (
     select
-        rd.recorded_at,
-        d.device_key as device,
-        m.metric_name as metric,
-        t.tenant_key as tenant,
-        rd.value
-    from telemetry.readings as rd
-    inner join watched as w on rd.metric_id = w.metric_id
-    inner join telemetry.devices as d on rd.device_id = d.device_id
-    inner join telemetry.tenants as t on d.tenant_id = t.tenant_id
-    inner join telemetry.metrics as m on rd.metric_id = m.metric_id
+        rn.recorded_at,
+        rn.device_key as device,
+        rn.metric_name as metric,
+        rn.tenant_key as tenant,
+        rn.value
+    from telemetry.readings_named as rn
+    inner join watched as w on rn.metric_name = w.metric_name
 )
 
 select * from final;
@@ -42,25 +39,20 @@ grant select on alerts.series_low_battery to tsfleet_analyst, tsfleet_grafana;
 create or replace view alerts.series_temperature_range as
 with
 watched as (
-    select distinct m.metric_id
+    select distinct coalesce(r.params ->> 'metric', 'temperature_c') as metric_name
     from alerts.rules as r
-    inner join telemetry.metrics as m
-        on m.metric_name = coalesce(r.params ->> 'metric', 'temperature_c')
     where r.condition_kind = 'temperature_range' and r.is_enabled
 ),
 
 final as (
     select
-        rd.recorded_at,
-        d.device_key as device,
-        m.metric_name as metric,
-        t.tenant_key as tenant,
-        rd.value
-    from telemetry.readings as rd
-    inner join watched as w on rd.metric_id = w.metric_id
-    inner join telemetry.devices as d on rd.device_id = d.device_id
-    inner join telemetry.tenants as t on d.tenant_id = t.tenant_id
-    inner join telemetry.metrics as m on rd.metric_id = m.metric_id
+        rn.recorded_at,
+        rn.device_key as device,
+        rn.metric_name as metric,
+        rn.tenant_key as tenant,
+        rn.value
+    from telemetry.readings_named as rn
+    inner join watched as w on rn.metric_name = w.metric_name
 )
 
 select * from final;
@@ -79,25 +71,20 @@ grant select on alerts.series_temperature_range to tsfleet_analyst, tsfleet_graf
 create or replace view alerts.series_humidity_drift as
 with
 watched as (
-    select distinct m.metric_id
+    select distinct coalesce(r.params ->> 'metric', 'humidity_pct') as metric_name
     from alerts.rules as r
-    inner join telemetry.metrics as m
-        on m.metric_name = coalesce(r.params ->> 'metric', 'humidity_pct')
     where r.condition_kind = 'humidity_drift' and r.is_enabled
 ),
 
 final as (
     select
-        rd.recorded_at,
-        d.device_key as device,
-        m.metric_name as metric,
-        t.tenant_key as tenant,
-        rd.value
-    from telemetry.readings as rd
-    inner join watched as w on rd.metric_id = w.metric_id
-    inner join telemetry.devices as d on rd.device_id = d.device_id
-    inner join telemetry.tenants as t on d.tenant_id = t.tenant_id
-    inner join telemetry.metrics as m on rd.metric_id = m.metric_id
+        rn.recorded_at,
+        rn.device_key as device,
+        rn.metric_name as metric,
+        rn.tenant_key as tenant,
+        rn.value
+    from telemetry.readings_named as rn
+    inner join watched as w on rn.metric_name = w.metric_name
 )
 
 select * from final;
