@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 
 from loader.formats.records import Reading
-from loader.ingest.direct import ChunkFacts, KeyIds, copy_chunk
+from loader.formats.records import ReadingBlock
+from loader.ingest.direct import ChunkFacts, KeyIds, StampCache, copy_block, prepare
 from tests.ingest_support import (
     batches,
     readings,
@@ -40,6 +41,14 @@ def counts(batch: dict[str, object]) -> tuple[object, ...]:
 
 def reading(line: int, stamp: str, device: str, value: float) -> Reading:
     return Reading(line, stamp, device, "power_w", value)
+
+
+def copy_chunk(cur: psycopg.Cursor, batch_id: int, tenant_key: str, chunk: list[Reading],
+               ids: KeyIds) -> bool:
+    """The fast path of one chunk, prepared as the parser thread does (ids not known yet)."""
+    stamps = StampCache()
+    prepared = prepare(ReadingBlock.of(chunk), batch_id, ids, stamps)
+    return copy_block(cur, batch_id, tenant_key, prepared, ids, stamps)
 
 
 def test_a_chunk_of_new_keys_is_copied_and_booked(conn: psycopg.Connection) -> None:
@@ -101,7 +110,7 @@ def test_chunk_facts_find_each_devices_newest_time_in_any_row_order() -> None:
             reading(2, "2026-01-26T00:30:00+00:00", "d1", 0.0),
             reading(3, "2026-01-26T00:10:00+00:00", "d2", 0.0),
             reading(4, "2026-01-26T01:00:00+02:00", "d2", 0.0)]  # 23:00 UTC the day before
-    facts = ChunkFacts.of(rows)
+    facts = ChunkFacts.of(ReadingBlock.of(rows))
     utc = timezone.utc
     assert facts.device_last_at == {"d1": datetime(2026, 1, 26, 0, 30, tzinfo=utc),
                                     "d2": datetime(2026, 1, 26, 0, 10, tzinfo=utc)}

@@ -9,12 +9,23 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from unittest import mock
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loader.formats import csv_reading, generic_csv
 from loader.formats.generic_csv import CsvLayout, open_generic_csv
 from loader.formats.messages_jsonl import decode_message, open_jsonl
-from loader.formats.records import FormatError, Reading, Reject, TimestampParser
+from loader.formats.records import (
+    FormatError,
+    Item,
+    Reading,
+    ReadingBlock,
+    Reject,
+    TimestampParser,
+)
 from loader.ingest.staging import escape
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -24,6 +35,22 @@ keys = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
                        timezones=st.just(timezone.utc))
+
+
+def read_items(path: Path, layout: CsvLayout | None = None, *, by_rows: bool = False,
+               ) -> list[Item] | FormatError:
+    """Every item of a generic CSV file, blocks expanded to their readings; `by_rows` turns
+    the column-at-a-time parse off, so that only the row-by-row parser reads the file."""
+    with mock.patch.object(generic_csv._NarrowColumns, "block",
+                           return_value=None) if by_rows else mock.MagicMock():
+        try:
+            items = list(open_generic_csv(path, layout or CsvLayout(), None).items())
+        except FormatError as exc:
+            return exc
+    out: list[Item] = []
+    for item in items:
+        out.extend(item.readings() if isinstance(item, ReadingBlock) else [item])
+    return out
 
 
 def unescape_copy_text(text: str) -> str:
@@ -75,8 +102,8 @@ def test_narrow_csv_round_trips_any_keys_and_values(rows: list[tuple[datetime, s
             writer.writerow(["time", "device", "metric", "value"])
             for moment, device, metric, value in rows:
                 writer.writerow([moment.isoformat(), device, metric, repr(value)])
-        items = list(open_generic_csv(path, CsvLayout(), None).items())
-    assert all(isinstance(i, Reading) for i in items)
+        items = read_items(path)
+    assert isinstance(items, list) and all(isinstance(i, Reading) for i in items)
     got = [(datetime.fromisoformat(i.recorded_at), i.device_key, i.metric_name, i.value)
            for i in items]
     assert got == rows
@@ -88,10 +115,9 @@ def test_any_bytes_as_csv_give_readings_rejects_or_a_format_error(data: bytes) -
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.csv"
         path.write_bytes(b"time,device,metric,value\n" + data)
-        try:
-            items = list(open_generic_csv(path, CsvLayout(), None).items())
-        except FormatError as exc:
-            assert exc.source == str(path) and exc.message
+        items = read_items(path)
+        if isinstance(items, FormatError):
+            assert items.source == str(path) and items.message
             return
     for item in items:
         assert isinstance(item, (Reading, Reject))
@@ -99,6 +125,63 @@ def test_any_bytes_as_csv_give_readings_rejects_or_a_format_error(data: bytes) -
             assert math.isfinite(item.value) and item.device_key and item.metric_name
         else:
             assert item.reason and item.line is not None and item.line >= 2
+
+
+csv_cells = {  # valid cells first (with blanks and offsets to clean up), then broken ones
+    "time": (["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+02:00", "2026-01-01 00:30:00",
+              " 2026-01-01T00:00:00Z "], ["yesterday", ""]),
+    "device": (["d1", "d2", " d1 ", "ünï"], ["", " "]),
+    "metric": (["temp_c", "rh_pct", " temp_c", "m\u00e9"], [""]),
+    "value": (["1", "-2.5", " 3 ", "4.0e-3", "1e308"], ["1_0", "nan", "-inf", "1e400", "", "x"]),
+    "quality": (["", "good", " BAD ", "suspect"], []),
+}
+valid_line = st.tuples(*(st.sampled_from(good) for good, _ in csv_cells.values())).map(
+    ",".join)
+any_line = st.one_of(
+    valid_line,
+    st.tuples(*(st.sampled_from(good + bad) for good, bad in csv_cells.values())).map(
+        ",".join),
+    st.tuples(*(st.sampled_from(good) for good, _ in list(csv_cells.values())[:4])).map(
+        ",".join),  # a field short
+    st.sampled_from(["", "a,b,c,d,e,f", '"2026-01-01T00:00:00Z","d1","temp_c","1",""']),
+)
+csv_lines = st.one_of(st.lists(valid_line, min_size=1, max_size=40),
+                      st.lists(any_line, min_size=1, max_size=40))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(csv_lines, st.sampled_from(["\n", "\r\n"]), st.sampled_from([None, 40, 200]),
+       st.booleans())
+def test_the_column_parse_gives_what_the_row_parser_gives(
+        lines: list[str], newline: str, chunk_bytes: int | None, with_quality: bool) -> None:
+    """Whatever the rows, reading a narrow file a column at a time (fast, blocks) gives the
+    same readings, rejects and errors, line numbers included, as reading it row by row."""
+    header = "time,device,metric,value" + (",quality" if with_quality else "")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "n.csv"
+        path.write_bytes((newline.join([header, *lines]) + newline).encode())
+        with mock.patch.object(csv_reading, "CHUNK_BYTES", chunk_bytes or 1 << 20):
+            fast, slow = read_items(path), read_items(path, by_rows=True)
+    if isinstance(slow, FormatError):
+        assert isinstance(fast, FormatError) and str(fast) == str(slow)
+    else:
+        assert fast == slow
+
+
+@pytest.mark.parametrize(("column", "bad"), [
+    (column, bad) for column, (_, bads) in csv_cells.items() for bad in bads])
+def test_one_broken_cell_in_a_clean_file_reads_the_same_both_ways(column: str, bad: str,
+                                                                   tmp_path: Path) -> None:
+    """The column parse must notice each kind of broken cell (and hand the chunk to the row
+    parser, which rejects exactly that row), not load it."""
+    header = list(csv_cells)
+    rows = [[good[i % len(good)] for good, _ in csv_cells.values()] for i in range(6)]
+    rows[3][header.index(column)] = bad
+    path = tmp_path / "one.csv"
+    path.write_text("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n")
+    fast, slow = read_items(path), read_items(path, by_rows=True)
+    assert isinstance(slow, list) and [type(i) for i in slow].count(Reject) == 1
+    assert fast == slow
 
 
 json_values = st.recursive(

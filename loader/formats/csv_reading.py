@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from loader.formats.records import FormatError
+
+CHUNK_BYTES = 2 << 20  # lines per RawChunk: about this many bytes (bounded memory)
+
+
+@dataclass
+class RawChunk:
+    """Consecutive lines of a CSV file, starting at line `first_line`. `plain` is their text
+    when splitting it on line breaks and commas gives exactly the CSV rows and fields (no
+    quote, no CR, no blank line); otherwise None, and `lines` are for the csv module."""
+
+    first_line: int
+    lines: Iterable[str]
+    plain: str | None
 
 
 class CsvFile:
@@ -66,6 +81,45 @@ class CsvFile:
         if not produced:
             raise FormatError(self.name, 2, None, "the file has a header but no data rows")
 
+    def chunks(self, size_hint: int | None = None) -> Iterator[RawChunk]:
+        """The data lines in chunks of about `size_hint` bytes (CHUNK_BYTES by default), for
+        parsers that work a column at a time; rows_of() reads a chunk that is not plain."""
+        size_hint = size_hint or CHUNK_BYTES
+        handle = self._handle
+        first_line = self._reader.line_num + 1
+        while True:
+            try:
+                lines = handle.readlines(size_hint)
+            except UnicodeDecodeError as exc:
+                raise self._error(exc) from None
+            if not lines:
+                return
+            text = "".join(lines)
+            if '"' in text:
+                # A quoted field may hold line breaks, even across chunk ends: the csv module
+                # reads the rest of the file.
+                yield RawChunk(first_line, chain(lines, handle), None)
+                return
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            plain = "\r" not in text and "\n\n" not in text and not text.startswith("\n")
+            yield RawChunk(first_line, lines, text if plain else None)
+            first_line += len(lines)
+
+    def rows_of(self, chunk: RawChunk) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) for every row of a chunk; FormatError if the file breaks."""
+        reader = csv.reader(chunk.lines)
+        before = chunk.first_line - 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise self._error(exc, before + reader.line_num + 1) from None
+            if row:
+                yield before + reader.line_num, row
+
     def position(self) -> int:
         """Bytes read so far (the whole file once it is closed), for progress bars."""
         buffer: BinaryIO = self._handle.buffer  # type: ignore[attr-defined]
@@ -73,13 +127,14 @@ class CsvFile:
             return self.path.stat().st_size
         return buffer.tell()
 
-    def _error(self, exc: Exception) -> FormatError:
+    def _error(self, exc: Exception, line: int | None = None) -> FormatError:
         if isinstance(exc, UnicodeDecodeError):
             line, offset = first_bad_utf8(self.path)
             return FormatError(self.name, line, None,
                                f"not UTF-8 text (invalid byte at offset {offset})",
                                "re-encode the file as UTF-8")
-        return FormatError(self.name, self._reader.line_num + 1, None, f"unreadable CSV: {exc}")
+        line = self._reader.line_num + 1 if line is None else line
+        return FormatError(self.name, line, None, f"unreadable CSV: {exc}")
 
 
 def first_bad_utf8(path: Path) -> tuple[int, int]:

@@ -8,8 +8,9 @@ seconds / milliseconds (--time-format epoch_s / epoch_ms).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 from loader.formats.csv_reading import open_csv
@@ -18,6 +19,7 @@ from loader.formats.records import (
     FormatError,
     Item,
     Reading,
+    ReadingBlock,
     Reject,
     Source,
     TimestampParser,
@@ -85,11 +87,106 @@ def _narrow(csv_file, layout: CsvLayout, parse_time: TimestampParser,
     width = len(header)
     if fixed is not None:
         source.devices[fixed] = Device(fixed)
-    # The hot loop of big loads: cached timestamps, Reading built without NamedTuple's
-    # Python-level __new__, the slow checks only when the fast ones fail.
+    columns = _NarrowColumns(i_time, i_device, i_metric, i_value, i_quality, width, fixed)
+    any_rows = False
+    for chunk in csv_file.chunks():
+        block = columns.block(chunk.first_line, chunk.plain, parse_time) if chunk.plain else None
+        if block is not None:
+            any_rows = True
+            yield block
+            # Freed before the next block is built: its memory is reused in the same order,
+            # which keeps the next block's objects together (measured: up to 2x faster).
+            del block, chunk
+            continue
+        for item in _narrow_rows(csv_file.rows_of(chunk), layout, parse_time, columns):
+            any_rows = True
+            yield item
+    if not any_rows:
+        raise FormatError(csv_file.name, 2, None, "the file has a header but no data rows")
+
+
+@dataclass(frozen=True)
+class _NarrowColumns:
+    """Where the fields of a narrow row are, and the column-at-a-time parse of a plain chunk:
+    every step is a C-level pass over a column, and the few distinct timestamps, devices,
+    metrics and qualities are checked once each. A chunk with any row that a check refuses
+    gives None, and the row-by-row parser (_narrow_rows) reads it instead, rejects and all."""
+
+    i_time: int
+    i_device: int
+    i_metric: int
+    i_value: int
+    i_quality: int
+    width: int
+    fixed: str | None
+
+    def block(self, first_line: int, text: str, parse_time: TimestampParser,
+              ) -> ReadingBlock | None:
+        body = text[:-1] if text.endswith("\n") else text
+        lines = body.split("\n")
+        count, width = len(lines), self.width
+        if set(map(str.count, lines, repeat(",", count))) != {width - 1}:
+            return None
+        flat = body.replace("\n", ",").split(",")
+        columns = [flat[i::width] for i in range(width)]
+        try:
+            stamps = _canonical(columns[self.i_time], parse_time)
+        except ValueError:
+            return None
+        if self.fixed is not None:
+            devices: Sequence[str] | None = [self.fixed] * count
+        else:
+            devices = _stripped(columns[self.i_device])
+        metrics = _stripped(columns[self.i_metric])
+        if devices is None or metrics is None:
+            return None
+        raw_values = columns[self.i_value]
+        if "_" in "".join(raw_values):  # float() takes 1_000; the row parser refuses it
+            return None
+        try:
+            values = list(map(float, raw_values))
+        except ValueError:
+            return None
+        total = sum(values)
+        if total - total != 0.0:  # a NaN or an infinity somewhere (or an overflowing sum)
+            return None
+        qualities = None
+        if self.i_quality >= 0:
+            raw_qualities = columns[self.i_quality]
+            quality = {q: q.strip().lower() or None for q in set(raw_qualities)}
+            if any(quality.values()):
+                qualities = list(map(quality.__getitem__, raw_qualities))
+        return ReadingBlock(range(first_line, first_line + count), stamps, devices, metrics,
+                            values, qualities)
+
+
+def _canonical(raw_stamps: Sequence[str], parse_time: TimestampParser) -> list[str]:
+    """Canonical stamps of a column; ValueError if one does not parse."""
+    canonical = {raw: parse_time(raw) for raw in set(raw_stamps)}
+    return list(map(canonical.__getitem__, raw_stamps))
+
+
+def _stripped(keys: Sequence[str]) -> Sequence[str] | None:
+    """The keys without surrounding blanks, or None if one is empty."""
+    stripped = {key: key.strip() for key in set(keys)}
+    if not all(stripped.values()):
+        return None
+    if all(key == clean for key, clean in stripped.items()):
+        return keys
+    return list(map(stripped.__getitem__, keys))
+
+
+def _narrow_rows(rows: Iterator[tuple[int, list[str]]], layout: CsvLayout,
+                 parse_time: TimestampParser, columns: _NarrowColumns) -> Iterator[Item]:
+    """Row by row, with a reject for each row a check refuses."""
+    fixed, width = columns.fixed, columns.width
+    i_time, i_device, i_metric = columns.i_time, columns.i_device, columns.i_metric
+    i_value, i_quality = columns.i_value, columns.i_quality
+    # Cached timestamps, Reading built without NamedTuple's Python-level __new__, the slow
+    # checks only when the fast ones fail.
     make = tuple.__new__
     stamps = parse_time.cache
-    for line, row in csv_file.rows():
+    for line, row in rows:
         if len(row) != width:
             yield Reject(line, None, ",".join(row), f"expected {width} fields, got {len(row)}")
             continue

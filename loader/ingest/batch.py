@@ -27,8 +27,16 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from loader import __version__
-from loader.formats.records import Device, FileStart, FormatError, Reading, Reject, Source
-from loader.ingest.direct import KeyIds, can_copy, copy_chunk
+from loader.formats.records import (
+    Device,
+    FileStart,
+    FormatError,
+    Reading,
+    ReadingBlock,
+    Reject,
+    Source,
+)
+from loader.ingest.direct import KeyIds, Prepared, StampCache, can_copy, copy_block, prepare
 from loader.ingest.staging import StagingBuffer
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -164,10 +172,12 @@ def describe(exc: BaseException) -> str:
 
 @dataclass
 class _Chunk:
-    """What the parser hands the writer: readings (formatted by the writer, once it knows which
-    path the chunk takes), reject COPY text and the devices to register first."""
+    """What the parser hands the writer: readings, or a block of them prepared for the fast
+    path (staging text is formatted by the writer, once it knows which path the chunk
+    takes, unless the parser did already), reject COPY text and the devices to register."""
 
     readings: list[Reading]
+    prepared: Prepared | None
     segments: list[tuple[int, int]]  # (index of the first reading, source_no) per file
     staged: list[str]  # staging COPY text of the readings, if the parser formatted it already
     rejects: list[str]
@@ -180,7 +190,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     """Parse in this thread while a writer thread COPYs and inserts the previous chunk.
 
     The database works on chunk N while Python parses chunk N+1 (psycopg releases the GIL
-    while it waits); at most two chunks are queued, so memory stays bounded.
+    while it waits); at most one chunk is queued, so memory stays bounded.
     """
     assert result.batch_id is not None
     batch_id = result.batch_id
@@ -192,23 +202,36 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     source_no, current = 1, source.name
     chunk_rows = options.chunk_rows
     cur.execute("select ingest.create_staging()")
-    chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=2)
+    chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
     # Set by the writer when a chunk took the staging path (a reload, messages): the parser
     # then formats the next chunks' staging text itself, overlapping the database's work.
     staging_hint = [False]
+    ids = KeyIds()  # filled by the writer; read here to encode chunks ahead
+    stamps = StampCache()
     writer = threading.Thread(target=_writer, name="tsfleet-ingest-writer",
                               args=(cur, chunks, failure, source, options, result,
-                                    staging_hint), daemon=True)
+                                    staging_hint, ids), daemon=True)
     writer.start()
 
-    def hand_over() -> None:
+    def hand_over(block: ReadingBlock | None = None) -> None:
         nonlocal readings, segments, preformat
         if failure:
             raise _WriterStopped
         changed = [d for k, d in source.devices.items() if registered.get(k) != d]
         registered.update((d.device_key, Device(**d.__dict__)) for d in changed)
-        chunks.put(_Chunk(readings, segments, buffer.lines, buffer.rejects,
+        if block is None and readings and all(r[6] is None for r in readings):
+            block = ReadingBlock.of(readings)  # no message ids to dedupe: may take the fast path
+        prepared = None
+        if not can_copy(block, options.last_write_wins):
+            if block is not None and not readings:
+                readings = block.readings()  # a block for the staging path
+        else:
+            # Encoded here while the writer COPYs the previous chunk; not when the last chunk
+            # took staging (a reload), where it would most likely be wasted.
+            prepared = prepare(block, batch_id, ids, stamps,  # type: ignore[arg-type]
+                               encode_now=not staging_hint[0])
+        chunks.put(_Chunk(readings, prepared, segments, buffer.lines, buffer.rejects,
                           [d.as_json() for d in changed], list(names)))
         readings, segments, buffer.lines, buffer.rejects = [], [(0, source_no)], [], []
         preformat = staging_hint[0]
@@ -228,6 +251,17 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
                 result.rows_read += 1
                 if len(readings) >= chunk_rows:
                     hand_over()
+            elif kind is ReadingBlock:
+                block: ReadingBlock = item  # type: ignore[assignment]
+                result.rows_read += len(block)
+                if readings:
+                    hand_over()
+                if len(block) <= chunk_rows:
+                    hand_over(block)
+                else:
+                    for start in range(0, len(block), chunk_rows):
+                        hand_over(block.slice(start, start + chunk_rows))
+                del item, block  # not alive while the parser builds the next one
             elif kind is Reject:
                 reject: Reject = item  # type: ignore[assignment]
                 result.rows_read += 1
@@ -267,9 +301,9 @@ def _stop(chunks: queue.Queue[_Chunk | None], writer: threading.Thread) -> None:
 
 def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
             failure: list[BaseException], source: Source, options: LoadOptions,
-            result: BatchResult, staging_hint: list[bool]) -> None:
+            result: BatchResult, staging_hint: list[bool], ids: KeyIds) -> None:
     buffer = StagingBuffer()
-    ids = KeyIds()
+    stamps = StampCache()  # this thread's own: the parser thread has another
     while True:
         chunk = chunks.get()
         if chunk is None:
@@ -282,44 +316,56 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
         if failure:
             continue  # drain until the parser stops
         try:
-            if chunk.devices:
-                cur.execute("select ingest.register_devices(%s, %s)",
-                            [Jsonb(chunk.devices), source.tenant_key])
-            buffer.rejects = chunk.rejects
-            buffer.flush_rejects(cur)
-            if not chunk.readings:
-                continue
-            if can_copy(chunk.readings, options.last_write_wins) and copy_chunk(
-                    cur, result.batch_id, source.tenant_key, chunk.readings, ids):
-                result.rows_inserted += len(chunk.readings)
-                staging_hint[0] = False
-                continue
-            staging_hint[0] = True
-            if chunk.staged:
-                buffer.lines = chunk.staged
-            else:
-                _stage(buffer, chunk)
-            if buffer.flush_readings(cur):
-                counts = cur.execute(
-                    "select * from ingest.insert_staged_readings(%s, %s, %s, %s)",
-                    [result.batch_id, source.tenant_key, chunk.names,
-                     options.last_write_wins],
-                ).fetchone()
-                assert counts is not None
-                result.rows_inserted += counts[1]
-                result.rows_duplicate += counts[2]
-                result.rows_conflict += counts[3]
-                result.rows_rejected += counts[4]
-                result.messages_duplicate += counts[5]
-                if options.strict and counts[4]:
-                    first = cur.execute(
-                        "select source_name, line_number, field_name, reason"
-                        " from ingest.rejects where batch_id = %s order by reject_id limit 1",
-                        [result.batch_id]).fetchone()
-                    raise StrictReject(_strict_message(*first) if first
-                                       else "rows were rejected")
+            _write_chunk(cur, chunk, buffer, ids, stamps, source, options, result,
+                         staging_hint)
         except BaseException as exc:  # handed to the parser thread, which re-raises it
             failure.append(exc)
+        del chunk  # not alive while waiting for the next one
+
+
+def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, buffer: StagingBuffer, ids: KeyIds,
+                 stamps: StampCache, source: Source, options: LoadOptions,
+                 result: BatchResult, staging_hint: list[bool]) -> None:
+    """One chunk: its devices and rejects, then its readings by the fast path or staging."""
+    assert result.batch_id is not None
+    if chunk.devices:
+        cur.execute("select ingest.register_devices(%s, %s)",
+                    [Jsonb(chunk.devices), source.tenant_key])
+    buffer.rejects = chunk.rejects
+    buffer.flush_rejects(cur)
+    prepared = chunk.prepared
+    if prepared is None and not chunk.readings:
+        return
+    if prepared is not None and copy_block(cur, result.batch_id, source.tenant_key,
+                                           prepared, ids, stamps):
+        result.rows_inserted += len(prepared.block)
+        staging_hint[0] = False
+        return
+    staging_hint[0] = True
+    if prepared is not None and not chunk.readings:
+        chunk.readings = prepared.block.readings()
+    if chunk.staged:
+        buffer.lines = chunk.staged
+    else:
+        _stage(buffer, chunk)
+    if not buffer.flush_readings(cur):
+        return
+    counts = cur.execute(
+        "select * from ingest.insert_staged_readings(%s, %s, %s, %s)",
+        [result.batch_id, source.tenant_key, chunk.names, options.last_write_wins],
+    ).fetchone()
+    assert counts is not None
+    result.rows_inserted += counts[1]
+    result.rows_duplicate += counts[2]
+    result.rows_conflict += counts[3]
+    result.rows_rejected += counts[4]
+    result.messages_duplicate += counts[5]
+    if options.strict and counts[4]:
+        first = cur.execute(
+            "select source_name, line_number, field_name, reason"
+            " from ingest.rejects where batch_id = %s order by reject_id limit 1",
+            [result.batch_id]).fetchone()
+        raise StrictReject(_strict_message(*first) if first else "rows were rejected")
 
 
 def _stage(buffer: StagingBuffer, chunk: _Chunk) -> None:

@@ -1,8 +1,9 @@
-"""The fast path of a chunk: COPY readings with resolved ids straight into telemetry.readings.
+"""The fast path of a chunk: binary COPY of resolved ids straight into telemetry.readings.
 
 A first load has no stored keys to collide with, so the staging table and its set-based
-insert are pure overhead. Per chunk: ingest.resolve_keys registers unseen devices and metrics
-and returns their ids (cached for the batch); the rows are COPYed into telemetry.readings
+insert are pure overhead. Per chunk (a ReadingBlock: columns, no Python code per row):
+ingest.resolve_keys registers unseen devices and metrics and returns their ids (cached for
+the batch); the rows are COPYed into telemetry.readings in binary format (binary_copy.py)
 inside a savepoint; ingest.record_copied_readings then runs the row checks that need the
 catalog (valid range, future timestamps) on the chunk's facts (time range, value range per
 metric, computed here so that no row is read back) and books the chunk. A unique violation
@@ -16,74 +17,100 @@ Couples with: sql/functions/20_ingest.sql (resolve_keys, record_copied_readings)
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice, repeat
 from operator import itemgetter, le
 
 import psycopg
 
-from loader.formats.records import Reading
-from loader.ingest.staging import escape
+from loader.formats.records import ReadingBlock
+from loader.ingest import binary_copy
+from loader.ingest.binary_copy import FieldCache, int4_field
 
 CACHE_KEYS = 20_000  # ids cached per batch, and device times held before booking them
+DEFAULT_QUALITY = "good"  # telemetry.readings.quality's default, for readings without one
 READINGS_COPY = (
     "copy telemetry.readings (recorded_at, device_id, metric_id, value, quality, batch_id)"
-    " from stdin"
+    " from stdin (format binary)"
 )
 
 
 @dataclass
 class KeyIds:
-    """Device and metric ids (as COPY text) resolved so far in this batch (its transaction),
-    and the valid range of each metric that has one."""
+    """Device and metric ids resolved so far in this batch (its transaction), their encoded
+    COPY fields and the metrics that have a valid range. Only the writer thread changes it;
+    the parser thread reads the fields to encode chunks ahead (see prepare), and
+    `generation` tells whether the cache was emptied meanwhile."""
 
-    devices: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, str] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, int] = field(default_factory=dict)
+    device_fields: dict[str, bytes] = field(default_factory=dict)
+    metric_fields: dict[str, bytes] = field(default_factory=dict)
     ranged: set[str] = field(default_factory=set)
+    generation: int = 0
     # Newest reading per device id of the chunks copied so far (booked once, at the end).
-    last_at: dict[str, datetime] = field(default_factory=dict)
-    qualities: dict[str | None, str] = field(default_factory=lambda: {None: "good"})
+    last_at: dict[int, datetime] = field(default_factory=dict)
 
-    def resolve(self, cur: psycopg.Cursor, tenant_key: str, device_keys: set[str],
-                metric_names: set[str]) -> None:
-        new_devices = device_keys.difference(self.devices)
-        new_metrics = metric_names.difference(self.metrics)
+    def resolve(self, cur: psycopg.Cursor, tenant_key: str, device_keys: Collection[str],
+                metric_names: Collection[str]) -> None:
+        new_devices = [key for key in device_keys if key not in self.devices]
+        new_metrics = [name for name in metric_names if name not in self.metrics]
         if not new_devices and not new_metrics:
             return
         # Bounded memory, whatever the number of keys in a file: forget and ask again.
         if len(self.devices) + len(new_devices) > CACHE_KEYS:
+            self.generation += 1
             self.devices.clear()
-            new_devices = device_keys
+            self.device_fields.clear()
+            new_devices = list(device_keys)
         if len(self.metrics) + len(new_metrics) > CACHE_KEYS:
+            self.generation += 1
             self.metrics.clear()
+            self.metric_fields.clear()
             self.ranged.clear()
-            new_metrics = metric_names
+            new_metrics = list(metric_names)
         rows = cur.execute("select * from ingest.resolve_keys(%s, %s, %s)",
                            [tenant_key, sorted(new_devices), sorted(new_metrics)]).fetchall()
         for kind, name, key_id, valid_min, valid_max in rows:
             if kind == "device":
-                self.devices[name] = str(key_id)
+                self.devices[name] = key_id
+                self.device_fields[name] = int4_field(key_id)
             else:
-                self.metrics[name] = str(key_id)
+                self.metrics[name] = key_id
+                self.metric_fields[name] = int4_field(key_id)
                 if valid_min is not None or valid_max is not None:
                     self.ranged.add(name)
+
+    def knows(self, device_keys: Collection[str], metric_names: Collection[str]) -> bool:
+        fields, metric_fields = self.device_fields, self.metric_fields
+        return (all(key in fields for key in device_keys)
+                and all(name in metric_fields for name in metric_names))
 
     def book_devices(self, cur: psycopg.Cursor) -> None:
         """Advance devices.last_reading_at for the copied chunks (once per batch, or whenever
         more than CACHE_KEYS devices are waiting)."""
         if self.last_at:
             cur.execute("select ingest.record_device_last_readings(%s, %s)",
-                        [[int(k) for k in self.last_at], list(self.last_at.values())])
+                        [list(self.last_at), list(self.last_at.values())])
             self.last_at.clear()
+
+
+@dataclass
+class StampCache:
+    """Parsed timestamps and their COPY fields, one per thread (caches are emptied when full)."""
+
+    moments: FieldCache = field(default_factory=lambda: FieldCache(datetime.fromisoformat))
+    fields: FieldCache = field(default_factory=lambda: FieldCache(_stamp_field))
+
+
+def _stamp_field(stamp: str) -> bytes:
+    return binary_copy.timestamptz_field(datetime.fromisoformat(stamp))
 
 
 class _Rejected(Exception):
     """A row of the chunk needs the checked path (ingest.record_copied_readings said so)."""
-
-
-_STAMP = itemgetter(1)
-_DEVICE = itemgetter(2)
-_METRIC = itemgetter(3)
 
 
 @dataclass
@@ -98,69 +125,107 @@ class ChunkFacts:
     device_last_at: dict[str, datetime]
 
     @classmethod
-    def of(cls, readings: list[Reading]) -> ChunkFacts:
-        stamps = list(map(_STAMP, readings))
+    def of(cls, block: ReadingBlock, moments: FieldCache | None = None) -> ChunkFacts:
+        stamps = block.recorded_at
+        distinct = set(stamps)
         # Canonical stamps repeat: parse each distinct one once.
-        moments = {stamp: datetime.fromisoformat(stamp) for stamp in dict.fromkeys(stamps)}
-        ranks = {stamp: rank for rank, stamp in enumerate(sorted(moments, key=moments.get))}
-        ordered = list(map(ranks.__getitem__, stamps))
-        devices = list(map(_DEVICE, readings))
-        if not all(map(le, ordered, ordered[1:])):  # not time-ordered: put it in order first
-            order = sorted(range(len(ordered)), key=ordered.__getitem__)
-            devices = list(map(devices.__getitem__, order))
-            stamps = list(map(stamps.__getitem__, order))
-        # In time order, a device's last row is its newest.
-        last = {device: moments[stamp]
-                for device, stamp in dict(zip(devices, stamps, strict=True)).items()}
-        return cls(min(moments.values()), max(moments.values()), set(last),
-                   set(map(_METRIC, readings)), last)
+        moment = (moments or FieldCache(datetime.fromisoformat)).covering(distinct)
+        order = sorted(distinct, key=moment.__getitem__)
+        ranks = {stamp: rank for rank, stamp in enumerate(order)}
+        ranked = list(map(ranks.__getitem__, stamps))
+        devices = block.device_keys
+        if all(map(le, ranked, islice(ranked, 1, None))):
+            last = dict(zip(devices, ranked, strict=True))  # in time order, a device's last
+        else:  # row is its newest; otherwise put the rows in time order first
+            pairs = sorted(zip(ranked, devices, strict=True))
+            last = dict(zip(map(itemgetter(1), pairs), map(itemgetter(0), pairs), strict=True))
+        return cls(moment[order[0]], moment[order[-1]], set(last), set(block.metric_names),
+                   {device: moment[order[rank]] for device, rank in last.items()})
 
 
-def can_copy(readings: list[Reading], last_write_wins: bool) -> bool:
-    """Whether a chunk may try the fast path: no message ids to deduplicate, keep-stored mode."""
-    return not last_write_wins and all(r[6] is None for r in readings)
+def can_copy(block: ReadingBlock | None, last_write_wins: bool) -> bool:
+    """Whether a chunk may try the fast path: a block (no message ids), keep-stored mode."""
+    return block is not None and len(block) > 0 and not last_write_wins
 
 
-def copy_chunk(cur: psycopg.Cursor, batch_id: int, tenant_key: str, readings: list[Reading],
-               ids: KeyIds) -> bool:
-    """COPY the chunk into telemetry.readings; True if done, False if not (a stored key, a key
+@dataclass
+class Prepared:
+    """A block with its facts and, when every key's id was known, its COPY data; built by
+    the parser thread, so that the writer thread only COPYs (the two overlap)."""
+
+    block: ReadingBlock
+    facts: ChunkFacts
+    data: bytes | None = None
+    generation: int = -1
+
+
+def prepare(block: ReadingBlock, batch_id: int, ids: KeyIds, stamps: StampCache,
+            encode_now: bool = True) -> Prepared:
+    facts = ChunkFacts.of(block, stamps.moments)
+    prepared = Prepared(block, facts)
+    generation = ids.generation
+    if encode_now and ids.knows(facts.device_keys, facts.metric_names):
+        try:
+            prepared.data = encode(block, batch_id, ids, stamps)
+            prepared.generation = generation
+        except KeyError:  # the writer emptied the id cache meanwhile: it encodes this one
+            prepared.data = None
+    return prepared
+
+
+def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCache) -> bytes:
+    """The block as a binary COPY stream for READINGS_COPY (ids resolved already)."""
+    count = len(block)
+    stamps = stamp_cache.fields.covering(set(block.recorded_at))
+    batch = binary_copy.int8_field(batch_id)
+    if block.qualities is None:
+        tails = repeat(binary_copy.text_field(DEFAULT_QUALITY) + batch, count)
+    else:
+        tail = {quality: binary_copy.text_field(quality or DEFAULT_QUALITY) + batch
+                for quality in set(block.qualities)}
+        tails = map(tail.__getitem__, block.qualities)
+    return binary_copy.stream(binary_copy.rows(6, [
+        map(stamps.__getitem__, block.recorded_at),
+        map(ids.device_fields.__getitem__, block.device_keys),
+        map(ids.metric_fields.__getitem__, block.metric_names),
+        binary_copy.float8_fields(block.values),
+        tails,  # quality and batch_id
+    ]))
+
+
+def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Prepared,
+               ids: KeyIds, stamps: StampCache) -> bool:
+    """COPY the block into telemetry.readings; True if done, False if not (a stored key, a key
     twice, or a row to reject; rolled back to its savepoint): then load it through staging."""
-    first, last = readings[0], readings[-1]
+    block, facts = prepared.block, prepared.facts
+    devices, metrics, stamp_texts = block.device_keys, block.metric_names, block.recorded_at
+    end = len(block) - 1
     # Ids are resolved outside the savepoint, so they stay valid whatever happens to the COPY.
-    ids.resolve(cur, tenant_key, {first[2], last[2]}, {first[3], last[3]})
-    devices, metrics, qualities = ids.devices, ids.metrics, ids.qualities
+    ids.resolve(cur, tenant_key, {devices[0], devices[end]}, {metrics[0], metrics[end]})
     probe = cur.execute(
         "select exists (select from telemetry.readings as r"
         " where r.recorded_at = %s and r.device_id = %s and r.metric_id = %s)"
         " or exists (select from telemetry.readings as r"
         " where r.recorded_at = %s and r.device_id = %s and r.metric_id = %s)",
-        [first[1], int(devices[first[2]]), int(metrics[first[3]]),
-         last[1], int(devices[last[2]]), int(metrics[last[3]])]).fetchone()
+        [stamp_texts[0], ids.devices[devices[0]], ids.metrics[metrics[0]],
+         stamp_texts[end], ids.devices[devices[end]], ids.metrics[metrics[end]]]).fetchone()
     if probe and probe[0]:
         return False  # a reload: do not COPY what the unique key would refuse
-    facts = ChunkFacts.of(readings)
     ids.resolve(cur, tenant_key, facts.device_keys, facts.metric_names)
-    devices, metrics = ids.devices, ids.metrics  # the resolve may have replaced the cache
+    data = prepared.data
+    if data is None or prepared.generation != ids.generation:
+        data = encode(block, batch_id, ids, stamps)
     ranged = [name for name in facts.metric_names if name in ids.ranged]
-    values = {name: [r[4] for r in readings if r[3] == name] for name in ranged}
-    tail = f"\t{batch_id}\n"
-    lines = []
-    append = lines.append
-    for reading in readings:
-        quality = reading[5]
-        text = qualities.get(quality)
-        if text is None:
-            text = qualities[quality] = escape(quality)  # type: ignore[arg-type]
-        append(f"{reading[1]}\t{devices[reading[2]]}\t{metrics[reading[3]]}\t{reading[4]!r}\t"
-               f"{text}{tail}")
+    values = {name: [v for v, m in zip(block.values, metrics, strict=True) if m == name]
+              for name in ranged}
     try:
         with cur.connection.transaction():
             with cur.copy(READINGS_COPY) as copy:
-                copy.write("".join(lines))
+                copy.write(data)
             row = cur.execute(
                 "select ingest.record_copied_readings(%s, %s, %s, %s, %s, %s, %s)",
-                [batch_id, len(readings), facts.oldest, facts.newest,
-                 [int(metrics[name]) for name in ranged],
+                [batch_id, len(block), facts.oldest, facts.newest,
+                 [ids.metrics[name] for name in ranged],
                  [min(values[name]) for name in ranged],
                  [max(values[name]) for name in ranged]]).fetchone()
             if not row or not row[0]:
@@ -169,7 +234,7 @@ def copy_chunk(cur: psycopg.Cursor, batch_id: int, tenant_key: str, readings: li
         return False
     booked = ids.last_at
     for device, moment in facts.device_last_at.items():
-        device_id = devices[device]
+        device_id = ids.devices[device]
         known = booked.get(device_id)
         if known is None or moment > known:
             booked[device_id] = moment

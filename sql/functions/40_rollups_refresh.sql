@@ -139,6 +139,12 @@ create or replace function _tsfleet.rebuild_rollup_table(
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- A large load's range holds many (bucket, key) groups, each with first()/last() state: with
+-- the default 4MB the hash aggregate spills to disk, and a batch just written has no
+-- statistics, so the planner may pick an external sort instead. 2,000,000 readings: 2.3 s
+-- with the defaults, 0.9 s with these (python -m bench --only ingest).
+set work_mem = '256MB'
+set enable_sort = off
 as $$
 declare
     def _tsfleet.rollup_definitions;
