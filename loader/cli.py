@@ -1,22 +1,58 @@
-"""The `tsfleet` command: a thin click group; each command lives in loader/commands/."""
+"""The `tsfleet` command: a thin click group; each command lives in loader/commands/.
+
+Commands are imported when they run (or when --help lists them), so that `tsfleet load` does
+not pay for importing the alert runner, the NATS client or the capture code: a load's start-up
+time is part of what `python -m bench --only ingest` measures.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from loader import __version__
-from loader.commands.alerts import alerts
-from loader.commands.bundle import bundle
-from loader.commands.capture import capture
-from loader.commands.consume import consume
-from loader.commands.export import export
-from loader.commands.load import load
-from loader.commands.migrate import migrate, rollback
-from loader.commands.refresh import refresh
-from loader.commands.status import status
+
+# name: (module in loader.commands, attribute); in the order --help lists them.
+COMMANDS = {
+    "migrate": ("migrate", "migrate"),
+    "rollback": ("migrate", "rollback"),
+    "status": ("status", "status"),
+    "consume": ("consume", "consume"),
+    "capture": ("capture", "capture"),
+    "bundle": ("bundle", "bundle"),
+    "load": ("load", "load"),
+    "alerts": ("alerts", "alerts"),
+    "refresh": ("refresh", "refresh"),
+    "export": ("export", "export"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"loader.commands.{module}"), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands[cmd_name]
+
+    @property
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, imported (for tests and documentation tools)."""
+        for name in COMMANDS:
+            self.get_command(click.Context(self), name)
+        return self.commands
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tsfleet")
 def main() -> None:
     """tsfleet: fleet telemetry on PostgreSQL + TimescaleDB.
@@ -28,15 +64,3 @@ def main() -> None:
         export DATABASE_URL=postgresql://tsfleet@localhost:5432/tsfleet
         tsfleet migrate && tsfleet status
     """
-
-
-main.add_command(migrate)
-main.add_command(rollback)
-main.add_command(status)
-main.add_command(consume)
-main.add_command(capture)
-main.add_command(bundle)
-main.add_command(load)
-main.add_command(alerts)
-main.add_command(refresh)
-main.add_command(export)

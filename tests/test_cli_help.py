@@ -10,7 +10,7 @@ from loader.cli import main
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in sorted(group.commands.items()):
+    for name, command in sorted(getattr(group, "all_commands", group.commands).items()):
         yield (*prefix, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*prefix, name))

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from loader.formats.records import Reading
-from loader.formats.records import ReadingBlock
+from loader.formats.records import Reading, ReadingBlock
 from loader.ingest.direct import ChunkFacts, KeyIds, StampCache, copy_block, prepare
 from tests.ingest_support import (
     batches,

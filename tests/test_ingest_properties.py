@@ -8,7 +8,6 @@ import math
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
 from unittest import mock
 
 import pytest
