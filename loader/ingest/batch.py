@@ -37,7 +37,7 @@ from loader.formats.records import (
     Source,
 )
 from loader.ingest.direct import KeyIds, Prepared, StampCache, can_copy, copy_block, prepare
-from loader.ingest.staging import StagingBuffer
+from loader.ingest.staging import RejectBuffer, StagingEncoder, copy_staged
 
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -173,13 +173,13 @@ def describe(exc: BaseException) -> str:
 @dataclass
 class _Chunk:
     """What the parser hands the writer: readings, or a block of them prepared for the fast
-    path (staging text is formatted by the writer, once it knows which path the chunk
+    path (the staging COPY is encoded by the writer, once it knows which path the chunk
     takes, unless the parser did already), reject COPY text and the devices to register."""
 
     readings: list[Reading]
     prepared: Prepared | None
     segments: list[tuple[int, int]]  # (index of the first reading, source_no) per file
-    staged: list[str]  # staging COPY text of the readings, if the parser formatted it already
+    staged: bytes | None  # the staging COPY of the readings, if the parser encoded it already
     rejects: list[str]
     devices: list[dict[str, str]]
     names: list[str]
@@ -194,7 +194,8 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     """
     assert result.batch_id is not None
     batch_id = result.batch_id
-    buffer = StagingBuffer()  # rejects, and staging text when the last chunk needed staging
+    rejects = RejectBuffer()
+    encoder = StagingEncoder()  # this thread's: the writer has its own
     readings: list[Reading] = []
     segments: list[tuple[int, int]] = [(0, 1)]
     names = [source.name]
@@ -205,7 +206,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
     # Set by the writer when a chunk took the staging path (a reload, messages): the parser
-    # then formats the next chunks' staging text itself, overlapping the database's work.
+    # then encodes the next chunks' staging COPY itself, overlapping the database's work.
     staging_hint = [False]
     ids = KeyIds()  # filled by the writer; read here to encode chunks ahead
     stamps = StampCache()
@@ -215,7 +216,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     writer.start()
 
     def hand_over(block: ReadingBlock | None = None) -> None:
-        nonlocal readings, segments, preformat
+        nonlocal readings, segments
         if failure:
             raise _WriterStopped
         changed = [d for k, d in source.devices.items() if registered.get(k) != d]
@@ -231,23 +232,22 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
             # took staging (a reload), where it would most likely be wasted.
             prepared = prepare(block, batch_id, ids, stamps,  # type: ignore[arg-type]
                                encode_now=not staging_hint[0])
-        chunks.put(_Chunk(readings, prepared, segments, buffer.lines, buffer.rejects,
+        staged = None
+        if staging_hint[0] and (readings or block is not None):
+            staged = encoder.encode(readings or block, segments)  # type: ignore[arg-type]
+        chunks.put(_Chunk(readings, prepared, segments, staged, rejects.rejects,
                           [d.as_json() for d in changed], list(names)))
-        readings, segments, buffer.lines, buffer.rejects = [], [(0, source_no)], [], []
-        preformat = staging_hint[0]
+        readings, segments, rejects.rejects = [], [(0, source_no)], []
         if options.progress is not None and source.position is not None:
             with contextlib.suppress(OSError, ValueError):  # cosmetic: never fails a batch
                 options.progress(source.position())
 
     parse_rejected = 0
-    preformat = False
     try:
         for item in source.items():
             kind = type(item)
             if kind is Reading:
                 readings.append(item)  # type: ignore[arg-type]
-                if preformat:
-                    buffer.add(source_no, item)  # type: ignore[arg-type]
                 result.rows_read += 1
                 if len(readings) >= chunk_rows:
                     hand_over()
@@ -269,7 +269,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
                 if options.strict:
                     raise StrictReject(_strict_message(current, reject.line, reject.field,
                                                        reject.reason))
-                buffer.reject(batch_id, current, reject)
+                rejects.reject(batch_id, current, reject)
             elif kind is FileStart:
                 names.append(item.name)  # type: ignore[union-attr]
                 source_no, current = len(names), item.name  # type: ignore[union-attr]
@@ -302,8 +302,8 @@ def _stop(chunks: queue.Queue[_Chunk | None], writer: threading.Thread) -> None:
 def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
             failure: list[BaseException], source: Source, options: LoadOptions,
             result: BatchResult, staging_hint: list[bool], ids: KeyIds) -> None:
-    buffer = StagingBuffer()
-    stamps = StampCache()  # this thread's own: the parser thread has another
+    encoder = StagingEncoder()  # this thread's own: the parser thread has another
+    stamps = StampCache()
     while True:
         chunk = chunks.get()
         if chunk is None:
@@ -316,14 +316,14 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
         if failure:
             continue  # drain until the parser stops
         try:
-            _write_chunk(cur, chunk, buffer, ids, stamps, source, options, result,
+            _write_chunk(cur, chunk, encoder, ids, stamps, source, options, result,
                          staging_hint)
         except BaseException as exc:  # handed to the parser thread, which re-raises it
             failure.append(exc)
         del chunk  # not alive while waiting for the next one
 
 
-def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, buffer: StagingBuffer, ids: KeyIds,
+def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, encoder: StagingEncoder, ids: KeyIds,
                  stamps: StampCache, source: Source, options: LoadOptions,
                  result: BatchResult, staging_hint: list[bool]) -> None:
     """One chunk: its devices and rejects, then its readings by the fast path or staging."""
@@ -331,8 +331,9 @@ def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, buffer: StagingBuffer, ids:
     if chunk.devices:
         cur.execute("select ingest.register_devices(%s, %s)",
                     [Jsonb(chunk.devices), source.tenant_key])
-    buffer.rejects = chunk.rejects
-    buffer.flush_rejects(cur)
+    rejects = RejectBuffer()
+    rejects.rejects = chunk.rejects
+    rejects.flush(cur)
     prepared = chunk.prepared
     if prepared is None and not chunk.readings:
         return
@@ -342,14 +343,11 @@ def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, buffer: StagingBuffer, ids:
         staging_hint[0] = False
         return
     staging_hint[0] = True
-    if prepared is not None and not chunk.readings:
-        chunk.readings = prepared.block.readings()
-    if chunk.staged:
-        buffer.lines = chunk.staged
-    else:
-        _stage(buffer, chunk)
-    if not buffer.flush_readings(cur):
-        return
+    staged = chunk.staged
+    if staged is None:
+        staged = encoder.encode(chunk.readings or prepared.block,  # type: ignore[union-attr]
+                                chunk.segments)
+    copy_staged(cur, staged)
     counts = cur.execute(
         "select * from ingest.insert_staged_readings(%s, %s, %s, %s)",
         [result.batch_id, source.tenant_key, chunk.names, options.last_write_wins],
@@ -366,15 +364,6 @@ def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, buffer: StagingBuffer, ids:
             " from ingest.rejects where batch_id = %s order by reject_id limit 1",
             [result.batch_id]).fetchone()
         raise StrictReject(_strict_message(*first) if first else "rows were rejected")
-
-
-def _stage(buffer: StagingBuffer, chunk: _Chunk) -> None:
-    """Format a chunk's readings as staging COPY text (the checked, counting path)."""
-    ends = [start for start, _ in chunk.segments[1:]] + [len(chunk.readings)]
-    add = buffer.add
-    for (start, source_no), end in zip(chunk.segments, ends, strict=True):
-        for reading in chunk.readings[start:end]:
-            add(source_no, reading)
 
 
 def _strict_message(name: str, line: int | None, field_name: str | None, reason: str) -> str:

@@ -1,19 +1,27 @@
-"""COPY to the staging table (and rejects to ingest.rejects), in chunks, as COPY text.
+"""COPY to the staging table (binary, a column at a time) and rejects to ingest.rejects (text).
 
-Rows are formatted here rather than by psycopg's row adapter: the keys repeat (a few thousand
-devices and metrics), so their escaped form is cached, and canonical timestamps come cached
-from the parsers. Couples with ingest.create_staging() (the column order below).
+Readings take this path when they may collide with stored ones (a reload), carry message ids
+or load last-write-wins; ingest.insert_staged_readings then sorts them out set-based. Their
+binary COPY is built from columns like the fast path's (binary_copy.py): keys, stamps and
+qualities repeat, so their fields are cached. Rejects are few and stay COPY text. Couples with
+ingest.create_staging() (the column order below).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import chain, repeat
+
 from psycopg import Cursor
 
-from loader.formats.records import Reading, Reject
+from loader.formats.records import Reading, ReadingBlock, Reject
+from loader.ingest import binary_copy
+from loader.ingest.binary_copy import FieldCache
 
 STAGING_COPY = (
     "copy pg_temp.ingest_staging (source_no, line_number, recorded_at, device_key, metric_name,"
-    " value, quality, message_id) from stdin"
+    " value, quality, message_id) from stdin (format binary)"
 )
 REJECTS_COPY = (
     "copy ingest.rejects (batch_id, source_name, line_number, field_name, raw_text, reason)"
@@ -30,31 +38,55 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-class StagingBuffer:
-    """Readings and rejects of the current chunk, formatted for COPY."""
+class StagingEncoder:
+    """Readings as a binary COPY stream for STAGING_COPY; one per thread (its caches)."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self._stamps = FieldCache(
+            lambda stamp: binary_copy.timestamptz_field(datetime.fromisoformat(stamp)))
+        self._texts = FieldCache(binary_copy.text_field)
+
+    def encode(self, readings: Sequence[Reading] | ReadingBlock,
+               segments: Sequence[tuple[int, int]]) -> bytes:
+        """`segments`: (index of the first reading, source_no) per file, in order."""
+        if isinstance(readings, ReadingBlock):
+            block, message_ids = readings, None
+        else:
+            message_ids = [r[6] for r in readings]
+            block = ReadingBlock.of(readings)
+        count = len(block)
+        ends = [start for start, _ in segments[1:]] + [count]
+        source_nos = chain.from_iterable(
+            repeat(binary_copy.int4_field(source_no), end - start)
+            for (start, source_no), end in zip(segments, ends, strict=True))
+        stamps = self._stamps.covering(set(block.recorded_at))
+        texts = self._texts.covering({*block.device_keys, *block.metric_names})
+        qualities = (repeat(binary_copy.NULL, count) if block.qualities is None else
+                     map(binary_copy.text_field, block.qualities))
+        messages = (repeat(binary_copy.NULL, count) if message_ids is None else
+                    map(binary_copy.text_field, message_ids))
+        return binary_copy.stream(binary_copy.rows(8, [
+            source_nos,
+            binary_copy.int8_fields(block.lines),
+            map(stamps.__getitem__, block.recorded_at),
+            map(texts.__getitem__, block.device_keys),
+            map(texts.__getitem__, block.metric_names),
+            binary_copy.float8_fields(block.values),
+            qualities,
+            messages,
+        ]))
+
+
+def copy_staged(cur: Cursor, data: bytes) -> None:
+    with cur.copy(STAGING_COPY) as copy:
+        copy.write(data)
+
+
+class RejectBuffer:
+    """Rejected rows of the current chunk, as COPY text for ingest.rejects."""
+
+    def __init__(self) -> None:
         self.rejects: list[str] = []
-        self._keys: dict[str, str] = {}
-
-    def _key(self, text: str) -> str:
-        hit = self._keys.get(text)
-        if hit is None:
-            if len(self._keys) > 20_000:
-                self._keys.clear()
-            hit = self._keys[text] = escape(text)
-        return hit
-
-    def add(self, source_no: int, reading: Reading) -> None:
-        keys = self._keys
-        line, stamp, device, metric, value, quality, message_id = reading
-        self.lines.append(
-            f"{source_no}\t{line}\t{stamp}\t{keys.get(device) or self._key(device)}\t"
-            f"{keys.get(metric) or self._key(metric)}\t{value!r}\t"
-            f"{NULL if quality is None else keys.get(quality) or self._key(quality)}\t"
-            f"{NULL if message_id is None else escape(message_id)}\n"
-        )
 
     def reject(self, batch_id: int, source_name: str, reject: Reject) -> None:
         line = NULL if reject.line is None else str(reject.line)
@@ -64,18 +96,7 @@ class StagingBuffer:
             f"{escape(reject.raw_text)}\t{escape(reject.reason)}\n"
         )
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def flush_readings(self, cur: Cursor) -> int:
-        count = len(self.lines)
-        if count:
-            with cur.copy(STAGING_COPY) as copy:
-                copy.write("".join(self.lines))
-            self.lines.clear()
-        return count
-
-    def flush_rejects(self, cur: Cursor) -> int:
+    def flush(self, cur: Cursor) -> int:
         count = len(self.rejects)
         if count:
             with cur.copy(REJECTS_COPY) as copy:
