@@ -1,16 +1,20 @@
 """One source, one batch, one transaction: exactly once, all or nothing.
 
 In one transaction: ingest.begin_batch (the ingest lock, the checksum registry, the batch
-row), then per chunk of rows either the fast path (direct.py: ids resolved, COPY straight into
-telemetry.readings in a savepoint, checked and booked by ingest.record_copied_readings) or,
-when that chunk holds a stored key, a row to reject, message ids or last-write-wins, a COPY
-into the session's staging table and ingest.insert_staged_readings (register, reject, insert,
-count duplicates and conflicts), then ingest.process_batch
-(asset readings, when installed) and ingest.commit_batch. A killed loader leaves nothing: the
-batch row is part of the rolled-back transaction. A failure rolls everything back and then
-records a failed batch row with the error in its own transaction. After the commit,
-rollups.refresh_after_load (when installed) refreshes the affected range; its failure is a
-warning, never an undo.
+row), then per chunk of rows either the fast path (direct.py: ids resolved, binary COPY
+straight into telemetry.readings in a savepoint, checked and booked by
+ingest.record_copied_readings) or, when that chunk holds a stored key, a row to reject,
+message ids or last-write-wins, a binary COPY into the session's staging table and
+ingest.insert_staged_readings (register, reject, insert, count duplicates and conflicts)
+(staging.py), then ingest.process_batch (asset readings, when installed) and
+ingest.commit_batch. A killed loader leaves nothing: the batch row is part of the
+rolled-back transaction. A failure rolls everything back and then records a failed batch row
+with the error in its own transaction. After the commit, rollups.refresh_after_load (when
+installed) refreshes the affected range; its failure is a warning, never an undo.
+
+Two threads share the work: this one parses and prepares chunk N+1 (facts and COPY data,
+built a column at a time) while the writer thread COPYs chunk N, so the loader's Python work
+and the server's insert work overlap.
 """
 
 from __future__ import annotations
