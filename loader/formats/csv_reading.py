@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ CHUNK_BYTES = 2 << 20  # lines per RawChunk: about this many bytes (bounded memo
 @dataclass
 class RawChunk:
     """Consecutive lines of a CSV file, starting at line `first_line`. `plain` is their text
-    when splitting it on line breaks and commas gives exactly the CSV rows and fields (no
-    quote, no CR, no blank line); otherwise None, and `lines` are for the csv module."""
+    (CRLF read as LF) when splitting it on line feeds and commas gives exactly the CSV rows
+    and fields (no quote, no lone CR, no blank line); otherwise None, and `lines` are for the
+    csv module."""
 
     first_line: int
     lines: Iterable[str]
@@ -82,33 +84,48 @@ class CsvFile:
             raise FormatError(self.name, 2, None, "the file has a header but no data rows")
 
     def chunks(self, size_hint: int | None = None) -> Iterator[RawChunk]:
-        """The data lines in chunks of about `size_hint` bytes (CHUNK_BYTES by default), for
-        parsers that work a column at a time; rows_of() reads a chunk that is not plain."""
+        """The data lines in chunks of about `size_hint` characters (CHUNK_BYTES by default),
+        for parsers that work a column at a time; rows_of() reads a chunk that is not plain.
+        A chunk is read as one string and cut after its last line feed (no object per line)."""
         size_hint = size_hint or CHUNK_BYTES
         handle = self._handle
         first_line = self._reader.line_num + 1
+        carry = ""  # the start of a line whose end the next read brings
         while True:
             try:
-                lines = handle.readlines(size_hint)
+                block = handle.read(size_hint)
             except UnicodeDecodeError as exc:
                 raise self._error(exc) from None
-            if not lines:
+            text = carry + block
+            if block:
+                cut = text.rfind("\n") + 1
+                if not cut:
+                    carry = text
+                    continue
+                text, carry = text[:cut], text[cut:]
+            else:
+                carry = ""
+            if not text:
                 return
-            text = "".join(lines)
             if '"' in text:
                 # A quoted field may hold line breaks, even across chunk ends: the csv module
-                # reads the rest of the file.
-                yield RawChunk(first_line, chain(lines, handle), None)
+                # reads the rest of the file (the cut-off line completed first).
+                head = io.StringIO(text + carry + handle.readline(), newline="")
+                yield RawChunk(first_line, chain(head, handle), None)
                 return
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            plain = "\r" not in text and "\n\n" not in text and not text.startswith("\n")
-            yield RawChunk(first_line, lines, text if plain else None)
-            first_line += len(lines)
+            plain = text.replace("\r\n", "\n") if "\r" in text else text
+            if "\r" in plain or "\n\n" in plain or plain.startswith("\n"):
+                lines = list(io.StringIO(text, newline=""))  # lines as the file reads them
+                yield RawChunk(first_line, lines, None)
+                first_line += len(lines)
+            else:
+                yield RawChunk(first_line, (), plain)
+                first_line += plain.count("\n") + (not plain.endswith("\n"))
 
     def rows_of(self, chunk: RawChunk) -> Iterator[tuple[int, list[str]]]:
         """(line number, fields) for every row of a chunk; FormatError if the file breaks."""
-        reader = csv.reader(chunk.lines)
+        reader = csv.reader(chunk.lines if chunk.plain is None
+                            else io.StringIO(chunk.plain, newline=""))
         before = chunk.first_line - 1
         while True:
             try:

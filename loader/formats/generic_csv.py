@@ -130,14 +130,15 @@ class _NarrowColumns:
         flat = body.replace("\n", ",").split(",")
         columns = [flat[i::width] for i in range(width)]
         try:
-            stamps = _canonical(columns[self.i_time], parse_time)
+            stamps, stamp_set = _canonical(columns[self.i_time], parse_time)
         except ValueError:
             return None
         if self.fixed is not None:
             devices: Sequence[str] | None = [self.fixed] * count
+            device_set: set[str] | None = {self.fixed}
         else:
-            devices = _stripped(columns[self.i_device])
-        metrics = _stripped(columns[self.i_metric])
+            devices, device_set = _stripped(columns[self.i_device])
+        metrics, metric_set = _stripped(columns[self.i_metric])
         if devices is None or metrics is None:
             return None
         raw_values = columns[self.i_value]
@@ -157,23 +158,25 @@ class _NarrowColumns:
             if any(quality.values()):
                 qualities = list(map(quality.__getitem__, raw_qualities))
         return ReadingBlock(range(first_line, first_line + count), stamps, devices, metrics,
-                            values, qualities)
+                            values, qualities,
+                            (stamp_set, device_set, metric_set))  # type: ignore[arg-type]
 
 
-def _canonical(raw_stamps: Sequence[str], parse_time: TimestampParser) -> list[str]:
-    """Canonical stamps of a column; ValueError if one does not parse."""
+def _canonical(raw_stamps: Sequence[str], parse_time: TimestampParser,
+               ) -> tuple[list[str], set[str]]:
+    """Canonical stamps of a column and the distinct ones; ValueError if one does not parse."""
     canonical = {raw: parse_time(raw) for raw in set(raw_stamps)}
-    return list(map(canonical.__getitem__, raw_stamps))
+    return list(map(canonical.__getitem__, raw_stamps)), set(canonical.values())
 
 
-def _stripped(keys: Sequence[str]) -> Sequence[str] | None:
-    """The keys without surrounding blanks, or None if one is empty."""
+def _stripped(keys: Sequence[str]) -> tuple[Sequence[str] | None, set[str] | None]:
+    """The keys without surrounding blanks and the distinct ones, or Nones if one is empty."""
     stripped = {key: key.strip() for key in set(keys)}
     if not all(stripped.values()):
-        return None
+        return None, None
     if all(key == clean for key, clean in stripped.items()):
-        return keys
-    return list(map(stripped.__getitem__, keys))
+        return keys, set(stripped)
+    return list(map(stripped.__getitem__, keys)), set(stripped.values())
 
 
 def _narrow_rows(rows: Iterator[tuple[int, list[str]]], layout: CsvLayout,

@@ -72,6 +72,8 @@ class ReadingBlock:
     metric_names: Sequence[str]
     values: Sequence[float]
     qualities: Sequence[str | None] | None = None
+    # The distinct stamps, devices and metrics, when the parser knows them already.
+    distinct: tuple[set[str], set[str], set[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.lines)

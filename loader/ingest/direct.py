@@ -123,11 +123,13 @@ class ChunkFacts:
     device_keys: set[str]
     metric_names: set[str]
     device_last_at: dict[str, datetime]
+    stamps: set[str]  # distinct
 
     @classmethod
     def of(cls, block: ReadingBlock, moments: FieldCache | None = None) -> ChunkFacts:
         stamps = block.recorded_at
-        distinct = set(stamps)
+        distinct, _, metric_names = block.distinct or (set(stamps), None,
+                                                       set(block.metric_names))
         # Canonical stamps repeat: parse each distinct one once.
         moment = (moments or FieldCache(datetime.fromisoformat)).covering(distinct)
         order = sorted(distinct, key=moment.__getitem__)
@@ -139,8 +141,8 @@ class ChunkFacts:
         else:  # row is its newest; otherwise put the rows in time order first
             pairs = sorted(zip(ranked, devices, strict=True))
             last = dict(zip(map(itemgetter(1), pairs), map(itemgetter(0), pairs), strict=True))
-        return cls(moment[order[0]], moment[order[-1]], set(last), set(block.metric_names),
-                   {device: moment[order[rank]] for device, rank in last.items()})
+        return cls(moment[order[0]], moment[order[-1]], set(last), metric_names,
+                   {device: moment[order[rank]] for device, rank in last.items()}, distinct)
 
 
 def can_copy(block: ReadingBlock | None, last_write_wins: bool) -> bool:
@@ -166,17 +168,18 @@ def prepare(block: ReadingBlock, batch_id: int, ids: KeyIds, stamps: StampCache,
     generation = ids.generation
     if encode_now and ids.knows(facts.device_keys, facts.metric_names):
         try:
-            prepared.data = encode(block, batch_id, ids, stamps)
+            prepared.data = encode(block, batch_id, ids, stamps, facts.stamps)
             prepared.generation = generation
         except KeyError:  # the writer emptied the id cache meanwhile: it encodes this one
             prepared.data = None
     return prepared
 
 
-def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCache) -> bytes:
+def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCache,
+           distinct_stamps: set[str] | None = None) -> bytes:
     """The block as a binary COPY stream for READINGS_COPY (ids resolved already)."""
     count = len(block)
-    stamps = stamp_cache.fields.covering(set(block.recorded_at))
+    stamps = stamp_cache.fields.covering(distinct_stamps or set(block.recorded_at))
     batch = binary_copy.int8_field(batch_id)
     if block.qualities is None:
         tails = repeat(binary_copy.text_field(DEFAULT_QUALITY) + batch, count)
@@ -214,7 +217,7 @@ def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Pr
     ids.resolve(cur, tenant_key, facts.device_keys, facts.metric_names)
     data = prepared.data
     if data is None or prepared.generation != ids.generation:
-        data = encode(block, batch_id, ids, stamps)
+        data = encode(block, batch_id, ids, stamps, facts.stamps)
     ranged = [name for name in facts.metric_names if name in ids.ranged]
     values = {name: [v for v, m in zip(block.values, metrics, strict=True) if m == name]
               for name in ranged}
