@@ -55,3 +55,17 @@ def test_undecodable_or_incomplete_messages_are_poison_with_the_field_at_fault(
     assert isinstance(poison, Poison)
     assert poison.field == field
     assert reason in poison.reason
+
+
+@pytest.mark.parametrize("data", [
+    json.dumps(asset_worker_message()).encode("utf-8-sig"),  # a UTF-8 byte order mark
+    json.dumps(asset_worker_message()).encode("utf-16"),
+    json.dumps(asset_worker_message()).encode("utf-32-le"),
+    json.dumps(asset_worker_message(deviceId="d\u00e9vice")).encode(),
+    b'{"messageId": "m", "deviceId": "\xed\xa0\x80", "timestamp": "2026-01-28T14:30:00Z",'
+    b' "metrics": {}}',  # a lone surrogate, as json.loads of bytes allows it
+])
+def test_payloads_decode_as_json_loads_of_the_bytes_does(data: bytes) -> None:
+    decoded = decode(data)
+    assert isinstance(decoded, Decoded)
+    assert decoded.message == json.loads(data)

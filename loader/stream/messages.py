@@ -49,7 +49,7 @@ def decode(data: bytes, sequence: int = 0) -> Decoded | Poison:
     """The decoded message, or the Poison that says why it cannot be one. `sequence` (the
     stream sequence) locates its row-level rejects in ingest.rejects."""
     try:
-        message = json.loads(data)
+        message = _loads(data)
     except UnicodeDecodeError as exc:
         return Poison(f"payload is not UTF-8 text ({exc.reason} at byte {exc.start})")
     except json.JSONDecodeError as exc:
@@ -62,3 +62,13 @@ def decode(data: bytes, sequence: int = 0) -> Decoded | Poison:
         reject = items[0]
         return Poison(reject.reason, reject.field)  # type: ignore[union-attr]
     return Decoded(message, device, items)
+
+
+def _loads(data: bytes) -> Any:
+    """json.loads(data), faster: as text first (json.loads of bytes guesses the encoding of
+    every payload, a third of its time). What is not plain UTF-8 JSON goes the bytes way, so
+    the answer (a BOM, UTF-16/32, lone surrogates) or the error is the same as before."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        return json.loads(data)

@@ -249,6 +249,8 @@ declare
     v_in_batch_duplicate bigint := 0;
     v_redelivered bigint := 0;
     v_messages_duplicate bigint := 0;
+    v_message_ids bigint := 0;
+    v_message_ids_new bigint := 0;
     v_min timestamptz;
     v_max timestamptz;
     v_future_limit timestamptz := now() + coalesce(
@@ -301,30 +303,51 @@ begin
     order by k.metric_name
     on conflict (metric_name) do nothing;
 
-    -- Redelivered messages: their ids are known, so their readings change nothing.
+    -- Redelivered messages: their ids are known, so their readings change nothing. The staged
+    -- rows are matched against the receipts only when some id was known already (fewer
+    -- receipts recorded than distinct ids): joined on every call, each micro-batch of a
+    -- stream read the whole receipts table, which grows with every message.
     if exists (select from pg_temp.ingest_staging as s where s.message_id is not null) then
-        insert into ingest.message_receipts (message_id, batch_id)
-        select distinct
-            s.message_id,
-            p_batch_id
-        from pg_temp.ingest_staging as s
-        where s.message_id is not null
-        order by s.message_id
-        on conflict (message_id) do nothing;
-
         with
-        gone as (
-            delete from pg_temp.ingest_staging as s
-            using ingest.message_receipts as mr
-            where mr.message_id = s.message_id and mr.batch_id <> p_batch_id
-            returning s.message_id
+        ids as materialized (
+            select distinct s.message_id
+            from pg_temp.ingest_staging as s
+            where s.message_id is not null
+        ),
+
+        recorded as (
+            insert into ingest.message_receipts (message_id, batch_id)
+            select
+                i.message_id,
+                p_batch_id
+            from ids as i
+            order by i.message_id
+            on conflict (message_id) do nothing
+            returning 1
         )
 
         select
-            count(*),
-            count(distinct g.message_id)
-        into v_redelivered, v_messages_duplicate
-        from gone as g;
+            (select count(*) from ids),
+            (select count(*) from recorded)
+        into v_message_ids, v_message_ids_new;
+
+        if v_message_ids_new < v_message_ids then
+            with
+            gone as (
+                delete from pg_temp.ingest_staging as s
+                where exists (
+                    select from ingest.message_receipts as mr
+                    where mr.message_id = s.message_id and mr.batch_id <> p_batch_id
+                )
+                returning s.message_id
+            )
+
+            select
+                count(*),
+                count(distinct g.message_id)
+            into v_redelivered, v_messages_duplicate
+            from gone as g;
+        end if;
     end if;
 
     -- Row-level checks that need the catalog: valid range of the metric, future timestamps

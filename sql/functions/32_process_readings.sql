@@ -1,7 +1,8 @@
 -- Device readings -> asset readings: mapping, derived metrics, health score, latest health.
--- Set-based: one statement fills a small link map for the (device, metric) pairs seen, then one
--- statement per asset type maps, pivots, computes derived metrics and the health score, inserts
--- (on conflict do nothing) and updates assets.latest_health_* and ingest.batches.
+-- Set-based: a small link map for the (device, metric) pairs seen and the links of their devices
+-- only (not every link of the fleet), then one statement per asset type maps, pivots, computes
+-- derived metrics and the health score, inserts (on conflict do nothing) and updates
+-- assets.latest_health_* and ingest.batches.
 -- Rules (docs/processing.md):
 -- * a link applies to readings with valid_from <= recorded_at < valid_until (NULL = open);
 -- * a link with rtu_port n takes only device metrics port_<n>_*, strips that prefix, then
@@ -56,6 +57,9 @@ declare
     v_position integer;
     v_all_refs jsonb;
     v_safe boolean;
+    v_pair_devices integer[];
+    v_pair_metrics integer[];
+    v_devices integer[];
 begin
     asset_rows_inserted := 0;
     assets_updated := 0;
@@ -89,7 +93,6 @@ begin
             asset_id integer not null,
             asset_type_id integer not null,
             asset_metric_name text not null,
-            asset_metric_id integer,
             valid_from timestamptz,
             valid_until timestamptz
         ) on commit drop;
@@ -97,69 +100,124 @@ begin
         truncate pg_temp.tsfleet_link_map;
     end if;
 
-    -- The link map: for every (device, metric) pair in the readings and every link of that
-    -- device, the asset metric it becomes (or no row when the link does not take it).
+    -- The (device, metric) pairs of the readings, and their devices, as arrays: the link map
+    -- below then reads only the links of these devices, and is planned with their true
+    -- numbers (a batch just written has no statistics yet; estimated at a row or two, the
+    -- pairs were joined to every link and mapping entry by nested loops).
     execute pg_catalog.format($sql$
-        insert into pg_temp.tsfleet_link_map (
-            device_id, device_metric_id, asset_id, asset_type_id, asset_metric_name,
-            valid_from, valid_until
-        )
-        with
-        pairs as (
+        select
+            coalesce(pg_catalog.array_agg(p.device_id), '{}'),
+            coalesce(pg_catalog.array_agg(p.metric_id), '{}'),
+            coalesce(pg_catalog.array_agg(distinct p.device_id), '{}')
+        from (
             select distinct r.device_id, r.metric_id
             from telemetry.readings as r
             where %s
-        ),
-
-        mapping as (
-            select
-                l.link_id,
-                pg_catalog.regexp_replace(e.key, '^device\.', '') as device_name,
-                pg_catalog.regexp_replace(e.value #>> '{}', '^asset\.', '') as asset_name
-            from telemetry.device_asset_links as l
-            cross join lateral pg_catalog.jsonb_each(l.metrics_mapping) as e
-            where pg_catalog.jsonb_typeof(e.value) = 'string'
-        ),
-
-        candidates as (
-            select
-                p.device_id,
-                p.metric_id,
-                l.link_id,
-                l.asset_id,
-                l.valid_from,
-                l.valid_until,
-                m.metric_name ~ '^port_[0-9]+_' as is_port_metric,
-                case
-                    when l.rtu_port is null then m.metric_name
-                    when pg_catalog.starts_with(m.metric_name, 'port_' || l.rtu_port || '_')
-                        then pg_catalog.substr(
-                            m.metric_name, pg_catalog.length('port_' || l.rtu_port || '_') + 1
-                        )
-                end as local_name,
-                l.rtu_port is not null as is_port_link
-            from pairs as p
-            inner join telemetry.device_asset_links as l on p.device_id = l.device_id
-            inner join telemetry.metrics as m on p.metric_id = m.metric_id
-        )
-
-        select
-            c.device_id,
-            c.metric_id,
-            c.asset_id,
-            a.asset_type_id,
-            coalesce(mp.asset_name, c.local_name),
-            c.valid_from,
-            c.valid_until
-        from candidates as c
-        inner join telemetry.assets as a on c.asset_id = a.asset_id
-        left join mapping as mp on c.link_id = mp.link_id and c.local_name = mp.device_name
-        where
-            c.local_name <> ''
-            and coalesce(mp.asset_name, c.local_name) <> ''
-            and (c.is_port_link or not c.is_port_metric or mp.asset_name is not null)
+        ) as p
     $sql$, v_filter)
+    into v_pair_devices, v_pair_metrics, v_devices
     using p_batch_id, v_start, v_end;
+
+    -- The link map: for every (device, metric) pair in the readings and every link of that
+    -- device, the asset metric it becomes (or no row when the link does not take it); asset
+    -- metric ids are joined by name where the map is used, after the names are registered.
+    -- EXECUTE: planned for the arrays at hand (a batch of ten devices or of ten thousand).
+    if pg_catalog.cardinality(v_devices) > 0 then
+        execute $sql$
+            insert into pg_temp.tsfleet_link_map (
+                device_id, device_metric_id, asset_id, asset_type_id, asset_metric_name,
+                valid_from, valid_until
+            )
+            with
+            links as materialized (
+                select
+                    l.link_id,
+                    l.device_id,
+                    l.asset_id,
+                    a.asset_type_id,
+                    l.rtu_port,
+                    l.valid_from,
+                    l.valid_until,
+                    l.metrics_mapping
+                from telemetry.device_asset_links as l
+                inner join telemetry.assets as a on l.asset_id = a.asset_id
+                where l.device_id = any($1)
+            ),
+
+            pairs as (
+                select
+                    p.device_id,
+                    p.metric_id
+                from unnest($2, $3) as p (device_id, metric_id)
+            ),
+
+            metric_names as (
+                select
+                    m.metric_id,
+                    m.metric_name,
+                    m.metric_name ~ '^port_[0-9]+_' as is_port_metric
+                from telemetry.metrics as m
+                where m.metric_id = any($3)
+            ),
+
+            mapping as (
+                select
+                    l.link_id,
+                    case
+                        when pg_catalog.starts_with(e.key, 'device.')
+                            then pg_catalog.substr(e.key, 8)
+                        else e.key
+                    end as device_name,
+                    case
+                        when pg_catalog.starts_with(e.value #>> '{}', 'asset.')
+                            then pg_catalog.substr(e.value #>> '{}', 7)
+                        else e.value #>> '{}'
+                    end as asset_name
+                from links as l
+                cross join lateral pg_catalog.jsonb_each(l.metrics_mapping) as e
+                where pg_catalog.jsonb_typeof(e.value) = 'string'
+            ),
+
+            candidates as (
+                select
+                    p.device_id,
+                    p.metric_id,
+                    l.link_id,
+                    l.asset_id,
+                    l.asset_type_id,
+                    l.valid_from,
+                    l.valid_until,
+                    m.is_port_metric,
+                    case
+                        when l.rtu_port is null then m.metric_name
+                        when pg_catalog.starts_with(m.metric_name, 'port_' || l.rtu_port || '_')
+                            then pg_catalog.substr(
+                                m.metric_name, pg_catalog.length('port_' || l.rtu_port || '_') + 1
+                            )
+                    end as local_name,
+                    l.rtu_port is not null as is_port_link
+                from pairs as p
+                inner join links as l on p.device_id = l.device_id
+                inner join metric_names as m on p.metric_id = m.metric_id
+            )
+
+            select
+                c.device_id,
+                c.metric_id,
+                c.asset_id,
+                c.asset_type_id,
+                coalesce(mp.asset_name, c.local_name),
+                c.valid_from,
+                c.valid_until
+            from candidates as c
+            left join mapping as mp on c.link_id = mp.link_id and c.local_name = mp.device_name
+            where
+                c.local_name <> ''
+                and coalesce(mp.asset_name, c.local_name) <> ''
+                and (c.is_port_link or not c.is_port_metric or mp.asset_name is not null)
+        $sql$
+        using v_devices, v_pair_devices, v_pair_metrics;
+    end if;
 
     -- Register the asset metric names (mapped, derived, health_score) this call may write.
     -- Sorted, so that concurrent callers insert in the same order.
@@ -196,10 +254,6 @@ begin
     order by n.metric_name, n.pref
     on conflict (metric_name) do nothing;
 
-    update pg_temp.tsfleet_link_map as lm
-    set asset_metric_id = m.metric_id
-    from telemetry.metrics as m
-    where m.metric_name = lm.asset_metric_name;
     -- Statistics, so that the planner hash-joins the readings instead of probing per pair.
     analyze pg_temp.tsfleet_link_map;
 
@@ -313,7 +367,7 @@ begin
                         select
                             r.recorded_at,
                             lm.asset_id,
-                            lm.asset_metric_id as metric_id,
+                            am.metric_id,
                             r.device_id as source_device_id,
                             r.value,
                             r.quality,
@@ -321,6 +375,7 @@ begin
                         from telemetry.readings as r
                         inner join pg_temp.tsfleet_link_map as lm
                             on r.device_id = lm.device_id and r.metric_id = lm.device_metric_id
+                        inner join telemetry.metrics as am on lm.asset_metric_name = am.metric_name
                         where
                             lm.asset_type_id = $4
                             and (%s)

@@ -1,0 +1,2 @@
+alter table telemetry.assets reset (fillfactor);
+alter table telemetry.devices reset (fillfactor);
