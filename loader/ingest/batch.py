@@ -118,14 +118,18 @@ def load_source(conn: psycopg.Connection, source: Source,
     checksum = None if options.force else source.checksum
     try:
         with conn.transaction(), conn.cursor() as cur:
-            row = cur.execute("select ingest.begin_batch(%s, %s, %s, %s)",
-                              [source.kind, source.name, checksum, __version__]).fetchone()
+            # One round trip: the batch, and whether asset processing is installed.
+            row = cur.execute(
+                "select ingest.begin_batch(%s, %s, %s, %s),"
+                " to_regprocedure('ingest.process_batch(bigint)') is not null",
+                [source.kind, source.name, checksum, __version__]).fetchone()
             if row is None or row[0] is None:
                 raise _AlreadyLoaded
             result.batch_id = row[0]
-            _write(cur, source, options, result)
-            _process(cur, result)
-            _commit(cur, result)
+            parse_rejected = _write(cur, source, options, result)
+            if row[1]:
+                _process(cur, result)
+            _commit(cur, result, parse_rejected)
     except _AlreadyLoaded:
         result.status = "skipped"
         result.batch_id = _record_outcome(conn, source, "skipped", None, 0)
@@ -190,7 +194,7 @@ class _Chunk:
 
 
 def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
-           result: BatchResult) -> None:
+           result: BatchResult) -> int:
     """Parse in this thread while a writer thread COPYs and inserts the previous chunk.
 
     The database works on chunk N while Python parses chunk N+1 (psycopg releases the GIL
@@ -286,6 +290,7 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
         result.rows_rejected += parse_rejected
     if failure:
         raise failure[0]
+    return parse_rejected
 
 
 class _WriterStopped(Exception):
@@ -379,10 +384,6 @@ def _strict_message(name: str, line: int | None, field_name: str | None, reason:
 
 def _process(cur: psycopg.Cursor, result: BatchResult) -> None:
     """The asset processing contract: same transaction, right after the readings."""
-    installed = cur.execute(
-        "select to_regprocedure('ingest.process_batch(bigint)') is not null").fetchone()
-    if not installed or not installed[0]:
-        return
     with cur.connection.cursor(row_factory=dict_row) as dict_cur:
         row = dict_cur.execute("select * from ingest.process_batch(%s)",
                                [result.batch_id]).fetchone()
@@ -390,21 +391,15 @@ def _process(cur: psycopg.Cursor, result: BatchResult) -> None:
         result.asset_rows_inserted = int(row.get("asset_rows_inserted") or 0)
 
 
-def _commit(cur: psycopg.Cursor, result: BatchResult) -> None:
-    python_rejects = result.rows_rejected - _sql_rejects(cur, result)
+def _commit(cur: psycopg.Cursor, result: BatchResult, parse_rejected: int) -> None:
+    """Mark the batch committed, adding the rows the parser rejected to those SQL rejected."""
     with cur.connection.cursor(row_factory=dict_row) as dict_cur:
         row = dict_cur.execute("select * from ingest.commit_batch(%s, %s, %s)",
-                               [result.batch_id, result.rows_read, python_rejects]).fetchone()
+                               [result.batch_id, result.rows_read, parse_rejected]).fetchone()
     assert row is not None
     for name in ("rows_read", "rows_inserted", "rows_duplicate", "rows_conflict",
                  "rows_rejected"):
         setattr(result, name, int(row[name]))
-
-
-def _sql_rejects(cur: psycopg.Cursor, result: BatchResult) -> int:
-    row = cur.execute("select rows_rejected from ingest.batches where batch_id = %s",
-                      [result.batch_id]).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _record_outcome(conn: psycopg.Connection, source: Source, status: str, error: str | None,

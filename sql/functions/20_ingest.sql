@@ -48,17 +48,23 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    create temporary table if not exists pg_temp.ingest_staging (
-        source_no integer not null,
-        line_number bigint,
-        recorded_at timestamptz not null,
-        device_key text not null,
-        metric_name text not null,
-        value double precision not null,
-        quality text,
-        message_id text
-    );
-    truncate pg_temp.ingest_staging;
+    -- Once per session; emptied only when it holds rows (insert_staged_readings empties it
+    -- after each chunk): a truncate gives the table a new file and makes every statement that
+    -- reads it plan again, once per stream micro-batch.
+    if pg_catalog.to_regclass('pg_temp.ingest_staging') is null then
+        create temporary table ingest_staging (
+            source_no integer not null,
+            line_number bigint,
+            recorded_at timestamptz not null,
+            device_key text not null,
+            metric_name text not null,
+            value double precision not null,
+            quality text,
+            message_id text
+        );
+    elsif exists (select from pg_temp.ingest_staging) then
+        truncate pg_temp.ingest_staging;
+    end if;
 end;
 $$;
 

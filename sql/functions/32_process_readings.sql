@@ -100,10 +100,18 @@ begin
         truncate pg_temp.tsfleet_link_map;
     end if;
 
-    -- The (device, metric) pairs of the readings, and their devices, as arrays: the link map
-    -- below then reads only the links of these devices, and is planned with their true
-    -- numbers (a batch just written has no statistics yet; estimated at a row or two, the
-    -- pairs were joined to every link and mapping entry by nested loops).
+    -- Only readings of linked devices become asset readings. Without any link (a fleet
+    -- without assets) the readings are not even read: 2,000,000 of them took 0.8 s to find
+    -- that out (python -m bench --only ingest).
+    if not exists (select from telemetry.device_asset_links) then
+        return next;
+        return;
+    end if;
+
+    -- The (device, metric) pairs of the readings of linked devices, and their devices, as
+    -- arrays: the link map below then reads only the links of these devices, and is planned
+    -- with their true numbers (a batch just written has no statistics yet; estimated at a row
+    -- or two, the pairs were joined to every link and mapping entry by nested loops).
     execute pg_catalog.format($sql$
         select
             coalesce(pg_catalog.array_agg(p.device_id), '{}'),
@@ -112,7 +120,12 @@ begin
         from (
             select distinct r.device_id, r.metric_id
             from telemetry.readings as r
-            where %s
+            where
+                %s
+                and exists (
+                    select from telemetry.device_asset_links as l
+                    where l.device_id = r.device_id
+                )
         ) as p
     $sql$, v_filter)
     into v_pair_devices, v_pair_metrics, v_devices
