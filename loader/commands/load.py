@@ -251,7 +251,7 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         conn = connect(url, autocommit=True)
     except Exception as exc:
         raise click.ClickException(f"cannot connect to the database: {exc}") from exc
-    with conn, _progress(len(openers), total_bytes, not as_json) as bar:
+    with conn, _progress(len(openers), total_bytes, not as_json) as bar, _quick_handoffs():
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
@@ -289,6 +289,19 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         raise click.ClickException(
             f"{len(failed)} of {len(results)} batch(es) failed and loaded nothing; "
             "fix the input named above and run the same command again")
+
+
+@contextmanager
+def _quick_handoffs(seconds: float = 0.001) -> Iterator[None]:
+    """A load's parser thread keeps the GIL busy while its writer thread streams a COPY and
+    needs the GIL between socket writes: Python's default 5 ms switch interval left the
+    server waiting for data (python -m bench --only ingest). The command's own setting only."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _advance(bar: Any, done_before: int, position: int) -> None:

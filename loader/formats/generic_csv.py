@@ -27,6 +27,8 @@ from loader.formats.records import (
 )
 
 SOURCE_KIND = "generic_csv"
+# Blocks of consecutive chunks handed over as one (about 2 MB of text): fewer, larger COPYs.
+MERGED_CHUNKS = 4
 
 
 @dataclass(frozen=True)
@@ -89,18 +91,27 @@ def _narrow(csv_file, layout: CsvLayout, parse_time: TimestampParser,
         source.devices[fixed] = Device(fixed)
     columns = _NarrowColumns(i_time, i_device, i_metric, i_value, i_quality, width, fixed)
     any_rows = False
+    pending: list[ReadingBlock] = []  # consecutive blocks, yielded as one
     for chunk in csv_file.chunks():
         block = columns.block(chunk.first_line, chunk.plain, parse_time) if chunk.plain else None
         if block is not None:
             any_rows = True
-            yield block
-            # Freed before the next block is built: its memory is reused in the same order,
-            # which keeps the next block's objects together (measured: up to 2x faster).
+            pending.append(block)
             del block, chunk
+            if len(pending) == MERGED_CHUNKS:
+                yield merged(pending)
+                # Freed before the next blocks are built: their memory is reused in the same
+                # order, which keeps the next blocks' objects together (up to 2x faster).
+                pending = []
             continue
+        if pending:
+            yield merged(pending)
+            pending = []
         for item in _narrow_rows(csv_file.rows_of(chunk), layout, parse_time, columns):
             any_rows = True
             yield item
+    if pending:
+        yield merged(pending)
     if not any_rows:
         raise FormatError(csv_file.name, 2, None, "the file has a header but no data rows")
 
@@ -160,6 +171,34 @@ class _NarrowColumns:
         return ReadingBlock(range(first_line, first_line + count), stamps, devices, metrics,
                             values, qualities,
                             (stamp_set, device_set, metric_set))  # type: ignore[arg-type]
+
+
+def merged(blocks: list[ReadingBlock]) -> ReadingBlock:
+    """Consecutive blocks of one file as one (their lines follow each other)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    first, last = blocks[0], blocks[-1]
+    stamps: list[str] = []
+    devices: list[str] = []
+    metrics: list[str] = []
+    values: list[float] = []
+    distinct: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+    for block in blocks:
+        stamps += block.recorded_at
+        devices += block.device_keys
+        metrics += block.metric_names
+        values += block.values
+        for known, more in zip(distinct, block.distinct or ((), (), ()), strict=True):
+            known.update(more)
+    qualities = None
+    if any(block.qualities is not None for block in blocks):
+        qualities = []
+        for block in blocks:
+            qualities += (block.qualities if block.qualities is not None
+                          else [None] * len(block))
+    return ReadingBlock(range(first.lines[0], last.lines[-1] + 1), stamps, devices, metrics,
+                        values, qualities,
+                        distinct if all(block.distinct for block in blocks) else None)
 
 
 def _canonical(raw_stamps: Sequence[str], parse_time: TimestampParser,

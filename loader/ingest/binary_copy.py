@@ -67,9 +67,15 @@ def rows(field_count: int, columns: list[Iterable[bytes]]) -> bytes:
     return b"".join(chain.from_iterable(zip(repeat(_ROW(field_count)), *columns)))
 
 
-def stream(body: bytes) -> bytes:
-    """A whole COPY stream around one body (psycopg sends written blocks unchanged)."""
-    return b"".join((SIGNATURE, body, TRAILER))
+def stream(bodies: Iterable[bytes]) -> bytes:
+    """A whole COPY stream around bodies (psycopg sends written blocks unchanged)."""
+    return b"".join((SIGNATURE, *bodies, TRAILER))
+
+
+def pieces(count: int, size: int = 10_000) -> Iterator[slice]:
+    """Row ranges of at most `size` rows: a block is encoded a piece at a time, so that each
+    C-level pass holds the GIL about a millisecond (see loader/formats/csv_reading.py)."""
+    return (slice(start, start + size) for start in range(0, count, size))
 
 
 class FieldCache:

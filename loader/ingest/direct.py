@@ -178,22 +178,23 @@ def prepare(block: ReadingBlock, batch_id: int, ids: KeyIds, stamps: StampCache,
 def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCache,
            distinct_stamps: set[str] | None = None) -> bytes:
     """The block as a binary COPY stream for READINGS_COPY (ids resolved already)."""
-    count = len(block)
     stamps = stamp_cache.fields.covering(distinct_stamps or set(block.recorded_at))
     batch = binary_copy.int8_field(batch_id)
-    if block.qualities is None:
-        tails = repeat(binary_copy.text_field(DEFAULT_QUALITY) + batch, count)
-    else:
-        tail = {quality: binary_copy.text_field(quality or DEFAULT_QUALITY) + batch
-                for quality in set(block.qualities)}
-        tails = map(tail.__getitem__, block.qualities)
-    return binary_copy.stream(binary_copy.rows(6, [
-        map(stamps.__getitem__, block.recorded_at),
-        map(ids.device_fields.__getitem__, block.device_keys),
-        map(ids.metric_fields.__getitem__, block.metric_names),
-        binary_copy.float8_fields(block.values),
-        tails,  # quality and batch_id
-    ]))
+    qualities = block.qualities
+    tail = {quality: binary_copy.text_field(quality or DEFAULT_QUALITY) + batch
+            for quality in (set(qualities) if qualities is not None else {None})}
+    devices, metrics = ids.device_fields, ids.metric_fields
+    return binary_copy.stream(
+        binary_copy.rows(6, [
+            map(stamps.__getitem__, block.recorded_at[rows]),
+            map(devices.__getitem__, block.device_keys[rows]),
+            map(metrics.__getitem__, block.metric_names[rows]),
+            binary_copy.float8_fields(block.values[rows]),
+            # quality and batch_id
+            map(tail.__getitem__, qualities[rows]) if qualities is not None
+            else repeat(tail[None], len(block.lines[rows])),
+        ])
+        for rows in binary_copy.pieces(len(block)))
 
 
 def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Prepared,

@@ -65,7 +65,7 @@ class StagingEncoder:
                      map(binary_copy.text_field, block.qualities))
         messages = (repeat(binary_copy.NULL, count) if message_ids is None else
                     map(binary_copy.text_field, message_ids))
-        return binary_copy.stream(binary_copy.rows(8, [
+        return binary_copy.stream([binary_copy.rows(8, [
             source_nos,
             binary_copy.int8_fields(block.lines),
             map(stamps.__getitem__, block.recorded_at),
@@ -74,7 +74,7 @@ class StagingEncoder:
             binary_copy.float8_fields(block.values),
             qualities,
             messages,
-        ]))
+        ])])
 
 
 def copy_staged(cur: Cursor, data: bytes) -> None:
