@@ -24,6 +24,7 @@ from itertools import islice, repeat
 from operator import itemgetter, le
 
 import psycopg
+from psycopg import sql
 
 from loader.formats.records import ReadingBlock
 from loader.ingest import binary_copy
@@ -50,6 +51,7 @@ class KeyIds:
     metric_fields: dict[str, bytes] = field(default_factory=dict)
     ranged: set[str] = field(default_factory=set)
     generation: int = 0
+    in_savepoint: bool = False  # the chunk savepoint is set (copy_block releases it next time)
     # Newest reading per device id of the chunks copied so far (booked once, at the end).
     last_at: dict[int, datetime] = field(default_factory=dict)
 
@@ -197,6 +199,17 @@ def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCa
         for rows in binary_copy.pieces(len(block)))
 
 
+# One savepoint per chunk, reused: the next chunk releases it in the same round trip that sets
+# its own and asks whether its first or last key is stored (2 round trips a chunk, not 4).
+_PROBE = sql.SQL(
+    "{release}savepoint tsfleet_chunk;"
+    " select exists (select from telemetry.readings as r"
+    " where r.recorded_at = {} and r.device_id = {} and r.metric_id = {})"
+    " or exists (select from telemetry.readings as r"
+    " where r.recorded_at = {} and r.device_id = {} and r.metric_id = {})"
+)
+
+
 def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Prepared,
                ids: KeyIds, stamps: StampCache) -> bool:
     """COPY the block into telemetry.readings; True if done, False if not (a stored key, a key
@@ -205,17 +218,18 @@ def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Pr
     devices, metrics, stamp_texts = block.device_keys, block.metric_names, block.recorded_at
     end = len(block) - 1
     # Ids are resolved outside the savepoint, so they stay valid whatever happens to the COPY.
-    ids.resolve(cur, tenant_key, {devices[0], devices[end]}, {metrics[0], metrics[end]})
-    probe = cur.execute(
-        "select exists (select from telemetry.readings as r"
-        " where r.recorded_at = %s and r.device_id = %s and r.metric_id = %s)"
-        " or exists (select from telemetry.readings as r"
-        " where r.recorded_at = %s and r.device_id = %s and r.metric_id = %s)",
-        [stamp_texts[0], ids.devices[devices[0]], ids.metrics[metrics[0]],
-         stamp_texts[end], ids.devices[devices[end]], ids.metrics[metrics[end]]]).fetchone()
+    ids.resolve(cur, tenant_key, facts.device_keys, facts.metric_names)
+    # Literals, no parameters: several statements go in one simple query.
+    cur.execute(_PROBE.format(
+        sql.Literal(stamp_texts[0]), ids.devices[devices[0]], ids.metrics[metrics[0]],
+        sql.Literal(stamp_texts[end]), ids.devices[devices[end]], ids.metrics[metrics[end]],
+        release=sql.SQL("release savepoint tsfleet_chunk; " if ids.in_savepoint else "")))
+    ids.in_savepoint = True
+    while cur.pgresult is not None and cur.pgresult.ntuples == 0 and cur.nextset():
+        pass  # to the select's result
+    probe = cur.fetchone()
     if probe and probe[0]:
         return False  # a reload: do not COPY what the unique key would refuse
-    ids.resolve(cur, tenant_key, facts.device_keys, facts.metric_names)
     data = prepared.data
     if data is None or prepared.generation != ids.generation:
         data = encode(block, batch_id, ids, stamps, facts.stamps)
@@ -223,18 +237,18 @@ def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Pr
     values = {name: [v for v, m in zip(block.values, metrics, strict=True) if m == name]
               for name in ranged}
     try:
-        with cur.connection.transaction():
-            with cur.copy(READINGS_COPY) as copy:
-                copy.write(data)
-            row = cur.execute(
-                "select ingest.record_copied_readings(%s, %s, %s, %s, %s, %s, %s)",
-                [batch_id, len(block), facts.oldest, facts.newest,
-                 [ids.metrics[name] for name in ranged],
-                 [min(values[name]) for name in ranged],
-                 [max(values[name]) for name in ranged]]).fetchone()
-            if not row or not row[0]:
-                raise _Rejected
+        with cur.copy(READINGS_COPY) as copy:
+            copy.write(data)
+        row = cur.execute(
+            "select ingest.record_copied_readings(%s, %s, %s, %s, %s, %s, %s)",
+            [batch_id, len(block), facts.oldest, facts.newest,
+             [ids.metrics[name] for name in ranged],
+             [min(values[name]) for name in ranged],
+             [max(values[name]) for name in ranged]]).fetchone()
+        if not row or not row[0]:
+            raise _Rejected
     except (psycopg.errors.UniqueViolation, _Rejected):
+        cur.execute("rollback to savepoint tsfleet_chunk")
         return False
     booked = ids.last_at
     for device, moment in facts.device_last_at.items():
