@@ -108,10 +108,11 @@ begin
         return;
     end if;
 
-    -- The (device, metric) pairs of the readings of linked devices, and their devices, as
-    -- arrays: the link map below then reads only the links of these devices, and is planned
-    -- with their true numbers (a batch just written has no statistics yet; estimated at a row
-    -- or two, the pairs were joined to every link and mapping entry by nested loops).
+    -- The (device, metric) pairs of the readings of linked devices (links looked up per pair,
+    -- not per reading), and their devices, as arrays: the link map below then reads only the
+    -- links of these devices, and is planned with their true numbers (a batch just written
+    -- has no statistics yet; estimated at a row or two, the pairs were joined to every link
+    -- and mapping entry by nested loops).
     execute pg_catalog.format($sql$
         select
             coalesce(pg_catalog.array_agg(p.device_id), '{}'),
@@ -120,13 +121,12 @@ begin
         from (
             select distinct r.device_id, r.metric_id
             from telemetry.readings as r
-            where
-                %s
-                and exists (
-                    select from telemetry.device_asset_links as l
-                    where l.device_id = r.device_id
-                )
+            where %s
         ) as p
+        where exists (
+            select from telemetry.device_asset_links as l
+            where l.device_id = p.device_id
+        )
     $sql$, v_filter)
     into v_pair_devices, v_pair_metrics, v_devices
     using p_batch_id, v_start, v_end;
