@@ -52,6 +52,11 @@ def timestamptz_field(moment: datetime) -> bytes:
     return _INT8(8, (moment - PG_EPOCH) // _MICROSECOND)
 
 
+def iso_timestamptz_field(stamp: str) -> bytes:
+    """A canonical ISO-8601 stamp with offset (Reading.recorded_at) as a timestamptz field."""
+    return timestamptz_field(datetime.fromisoformat(stamp))
+
+
 def float8_fields(values: Iterable[float]) -> Iterator[bytes]:
     """float8 fields of the values (C-level: map over a packed struct)."""
     return map(_FLOAT8, repeat(8), values)

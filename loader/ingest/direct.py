@@ -104,11 +104,8 @@ class StampCache:
     """Parsed timestamps and their COPY fields, one per thread (caches are emptied when full)."""
 
     moments: FieldCache = field(default_factory=lambda: FieldCache(datetime.fromisoformat))
-    fields: FieldCache = field(default_factory=lambda: FieldCache(_stamp_field))
-
-
-def _stamp_field(stamp: str) -> bytes:
-    return binary_copy.timestamptz_field(datetime.fromisoformat(stamp))
+    fields: FieldCache = field(
+        default_factory=lambda: FieldCache(binary_copy.iso_timestamptz_field))
 
 
 class _Rejected(Exception):

@@ -10,7 +10,6 @@ ingest.create_staging() (the column order below).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from itertools import chain, repeat
 
 from psycopg import Cursor
@@ -42,8 +41,7 @@ class StagingEncoder:
     """Readings as a binary COPY stream for STAGING_COPY; one per thread (its caches)."""
 
     def __init__(self) -> None:
-        self._stamps = FieldCache(
-            lambda stamp: binary_copy.timestamptz_field(datetime.fromisoformat(stamp)))
+        self._stamps = FieldCache(binary_copy.iso_timestamptz_field)
         self._texts = FieldCache(binary_copy.text_field)
 
     def encode(self, readings: Sequence[Reading] | ReadingBlock,
