@@ -10,7 +10,16 @@ import pytest
 from psycopg import sql
 
 from loader.ingest import BatchFailed, LoadOptions, load_messages
-from tests.ingest_support import batches, message, readings, rejects, run_load, scalar, write_csv
+from tests.ingest_support import (
+    batches,
+    message,
+    readings,
+    rejects,
+    run_load,
+    run_load_json,
+    scalar,
+    write_csv,
+)
 
 
 def test_load_messages_writes_parsed_messages_as_one_batch(conn: psycopg.Connection) -> None:
@@ -157,3 +166,35 @@ def test_progress_reports_bytes_up_to_the_whole_file(conn: psycopg.Connection,
                          LoadOptions(chunk_rows=10, progress=seen.append))
     assert result.status == "committed" and result.rows_inserted == 50
     assert seen and seen == sorted(seen) and seen[-1] == path.stat().st_size
+
+
+def test_a_load_of_several_files_refreshes_the_rollups_once_at_the_end(
+        db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    """One refresh per merged time range after the last file, not one per file's batch (a
+    folder of daily files re-aggregated each day's buckets once per file)."""
+    header = ["time", "device", "metric", "value"]
+    paths = [write_csv(tmp_path / f"{day}.csv", header,
+                       [[f"2026-01-{day}T{hour:02d}:00:00Z", "m1", "power_w", str(hour)]
+                        for hour in range(24)])
+             for day in (10, 11, 20)]
+    conn.execute("create table public.refresh_calls (range_start timestamptz,"
+                 " range_end timestamptz)")
+    conn.execute("""
+        create or replace procedure rollups.refresh_after_load(
+            p_start timestamptz, p_end timestamptz, p_batch_id bigint default null)
+        language plpgsql as $$
+        begin
+            insert into public.refresh_calls values (p_start, p_end);
+            call rollups.refresh(p_start, p_end);
+        end;
+        $$""")
+    out = run_load_json(db_url, "csv", *map(str, paths))
+    assert [b["refresh_seconds"] for b in out["batches"]] == [0, 0, 0]
+    assert out["totals"]["rollup_ranges_refreshed"] == 2
+    calls = conn.execute("select to_char(range_start at time zone 'UTC', 'DD HH24'),"
+                         " to_char(range_end at time zone 'UTC', 'DD HH24')"
+                         " from public.refresh_calls order by 1").fetchall()
+    assert calls == [("10 00", "11 23"), ("20 00", "20 23")]
+    daily = conn.execute("select to_char(bucket_start at time zone 'UTC', 'DD'), reading_count"
+                         " from rollups.device_metrics_daily order by 1").fetchall()
+    assert daily == [("10", 24), ("11", 24), ("20", 24)]

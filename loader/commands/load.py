@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from loader.ingest import BatchFailed, BatchResult, LoadOptions, load_source
 from loader.ingest.batch import describe, record_unreadable
 from loader.ingest.checksum import content_checksum
 from loader.options import database_url_option, json_option
+from loader.rollup_ranges import END_EXCLUSIVE, RangeSet
 
 # (source kind, source name, a function that opens the source: it may raise FormatError)
 Opener = tuple[str, str, Callable[[], Source]]
@@ -251,11 +254,16 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         conn = connect(url, autocommit=True)
     except Exception as exc:
         raise click.ClickException(f"cannot connect to the database: {exc}") from exc
+    # Several files: their batches skip the refresh after each commit, and the rollups are
+    # refreshed once per merged time range after the last one (a folder of daily files
+    # re-aggregated each day's buckets once per file).
+    deferred = RangeSet() if len(openers) > 1 else None
+    refresh: tuple[int, float, str | None] = (0, 0.0, None)
     with conn, _progress(len(openers), total_bytes, not as_json) as bar, _quick_handoffs():
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
-                                  chunk_rows=chunk_rows)
+                                  chunk_rows=chunk_rows, refresh_rollups=deferred is None)
             if bar is not None:
                 options.progress = functools.partial(_advance, bar, done_before)
             size = 0
@@ -273,17 +281,29 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
             except BatchFailed as failed:
                 result = failed.result
             results.append(result)
+            if deferred is not None and result.recorded_from and result.recorded_until:
+                deferred.add(datetime.fromisoformat(result.recorded_from),
+                             datetime.fromisoformat(result.recorded_until) + END_EXCLUSIVE)
             done_before += size
             if bar is not None:
                 bar.update(max(0, done_before - bar.pos))
             if not as_json and bar is None:
                 click.echo(result.summary(), err=result.status == "failed")
+        if deferred:
+            refresh = _refresh_ranges(conn, deferred.take())
     if bar is not None:  # summaries after the bar, not through it
         for result in results:
             click.echo(result.summary(), err=result.status == "failed")
+    ranges, seconds, warning = refresh
+    if ranges and not as_json:
+        click.echo(f"rollups refreshed for {ranges} time range(s), {seconds:.2f}s")
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps({"batches": [r.as_dict() for r in results],
-                               "totals": _totals(results)}, indent=2))
+        totals = {**_totals(results), "rollup_ranges_refreshed": ranges,
+                  "refresh_seconds": round(seconds, 3)}
+        click.echo(json.dumps({"batches": [r.as_dict() for r in results], "totals": totals},
+                              indent=2))
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise click.ClickException(
@@ -302,6 +322,25 @@ def _quick_handoffs(seconds: float = 0.001) -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(before)
+
+
+def _refresh_ranges(conn: psycopg.Connection,
+                    ranges: list[tuple[datetime, datetime]]) -> tuple[int, float, str | None]:
+    """(ranges refreshed, seconds, warning): the committed data stays, whatever happens."""
+    started = time.perf_counter()
+    done = 0
+    try:
+        installed = conn.execute("select to_regprocedure('rollups.refresh_after_load("
+                                 "timestamptz, timestamptz, bigint)') is not null").fetchone()
+        if installed and installed[0]:
+            for start, end in ranges:
+                conn.execute("call rollups.refresh_after_load(%s, %s)", [start, end])
+                done += 1
+    except psycopg.Error as exc:
+        return done, time.perf_counter() - started, (
+            f"the batches are committed, but refreshing their rollups failed: {describe(exc)};"
+            " run `tsfleet refresh` for their time range")
+    return done, time.perf_counter() - started, None
 
 
 def _advance(bar: Any, done_before: int, position: int) -> None:

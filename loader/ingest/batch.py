@@ -71,6 +71,8 @@ class BatchResult:
     asset_rows_inserted: int = 0
     seconds: float = 0.0  # the whole load, rollup refresh included
     refresh_seconds: float = 0.0  # of which rollups.refresh_after_load after the commit
+    recorded_from: str | None = None  # the readings' time range (ISO-8601), once committed
+    recorded_until: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -400,6 +402,9 @@ def _commit(cur: psycopg.Cursor, result: BatchResult, parse_rejected: int) -> No
     for name in ("rows_read", "rows_inserted", "rows_duplicate", "rows_conflict",
                  "rows_rejected"):
         setattr(result, name, int(row[name]))
+    if row["min_recorded_at"] is not None and row["max_recorded_at"] is not None:
+        result.recorded_from = row["min_recorded_at"].isoformat()
+        result.recorded_until = row["max_recorded_at"].isoformat()
 
 
 def _record_outcome(conn: psycopg.Connection, source: Source, status: str, error: str | None,
