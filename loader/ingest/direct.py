@@ -2,17 +2,23 @@
 
 A first load has no stored keys to collide with, so the staging table and its set-based
 insert are pure overhead. Per chunk (a ReadingBlock: columns, no Python code per row):
-ingest.resolve_keys registers unseen devices and metrics and returns their ids (cached for
-the batch); the rows are COPYed into telemetry.readings in binary format (binary_copy.py)
-inside a savepoint; ingest.record_copied_readings then runs the row checks that need the
-catalog (valid range, future timestamps) on the chunk's facts (time range, value range per
-metric, computed here so that no row is read back) and books the chunk. A unique violation
-(a duplicate or conflicting reading) or a row those checks would reject rolls back to the
-savepoint and the caller loads the chunk through staging instead, which rejects and counts
-exactly as before. A chunk whose first or last key is stored already (a reload) skips the
-COPY attempt; chunks with message ids or a last-write-wins load always go through staging.
-devices.last_reading_at of copied chunks is booked once per batch (book_devices).
-Couples with: sql/functions/20_ingest.sql (resolve_keys, record_copied_readings).
+
+- the parser thread prepares it (prepare): the chunk's facts (time range, devices' newest
+  times, value range per metric, computed here so that no row is read back) and its COPY
+  data, when every key's id is cached already;
+- the writer thread (copy_block) has ingest.resolve_keys register unseen devices and metrics
+  and return their ids (cached for the batch), COPYs the rows into telemetry.readings in
+  binary format (binary_copy.py) inside the chunk savepoint (one name, released when the
+  next chunk sets it), and ingest.record_copied_readings runs the row checks that need the
+  catalog (valid range, future timestamps) on the facts and books the chunk.
+
+A unique violation (a duplicate or conflicting reading) or a row those checks would reject
+rolls back to the savepoint and the caller loads the chunk through staging instead, which
+rejects and counts exactly as before. A chunk whose first or last key is stored already (a
+reload) skips the COPY attempt; chunks with message ids or a last-write-wins load always go
+through staging. devices.last_reading_at of copied chunks is booked once per batch
+(book_devices). Couples with: sql/functions/20_ingest.sql (resolve_keys,
+record_copied_readings).
 """
 
 from __future__ import annotations
