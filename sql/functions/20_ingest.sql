@@ -228,6 +228,34 @@ comment on function ingest.register_devices(jsonb, text) is
 grant execute on function ingest.register_devices(jsonb, text) to tsfleet_ingest;
 
 
+-- Only an unseen key is offered to the insert: ON CONFLICT alone would burn an identity value
+-- per call, and a busy stream calls this once per micro-batch.
+create or replace function ingest.tenant_id(p_tenant_key text)
+returns integer
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_tenant_id integer;
+begin
+    select t.tenant_id into v_tenant_id
+    from telemetry.tenants as t where t.tenant_key = p_tenant_key;
+    if v_tenant_id is null then
+        insert into telemetry.tenants (tenant_key) values (p_tenant_key)
+        on conflict (tenant_key) do nothing;
+        select t.tenant_id into v_tenant_id
+        from telemetry.tenants as t where t.tenant_key = p_tenant_key;
+    end if;
+    return v_tenant_id;
+end;
+$$;
+
+comment on function ingest.tenant_id(text) is
+'Id of the tenant with this key, registered on first sight (loaders and stream consumers).';
+
+grant execute on function ingest.tenant_id(text) to tsfleet_ingest;
+
+
 create or replace function ingest.insert_staged_readings(
     p_batch_id bigint,
     p_tenant_key text default 'default',
@@ -278,14 +306,7 @@ begin
     -- Tenants, devices and metrics on first sight (sorted: a stable lock order).
     -- Only keys not seen yet are offered: ON CONFLICT alone would burn an identity value per
     -- known key and chunk, and the integer ids would run out under a busy stream.
-    select t.tenant_id into v_tenant_id
-    from telemetry.tenants as t where t.tenant_key = p_tenant_key;
-    if v_tenant_id is null then
-        insert into telemetry.tenants (tenant_key) values (p_tenant_key)
-        on conflict (tenant_key) do nothing;
-        select t.tenant_id into v_tenant_id
-        from telemetry.tenants as t where t.tenant_key = p_tenant_key;
-    end if;
+    v_tenant_id := ingest.tenant_id(p_tenant_key);
 
     insert into telemetry.devices (tenant_id, device_key)
     select
@@ -662,14 +683,7 @@ as $$
 declare
     v_tenant_id integer;
 begin
-    select t.tenant_id into v_tenant_id
-    from telemetry.tenants as t where t.tenant_key = p_tenant_key;
-    if v_tenant_id is null then
-        insert into telemetry.tenants (tenant_key) values (p_tenant_key)
-        on conflict (tenant_key) do nothing;
-        select t.tenant_id into v_tenant_id
-        from telemetry.tenants as t where t.tenant_key = p_tenant_key;
-    end if;
+    v_tenant_id := ingest.tenant_id(p_tenant_key);
 
     -- As in insert_staged_readings: only unseen keys are offered, sorted (stable lock order,
     -- no identity value burnt per known key).
