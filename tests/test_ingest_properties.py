@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loader.formats import csv_reading
+from loader.formats import csv_reading, generic_csv
 from loader.formats.generic_csv import CsvLayout, open_generic_csv
 from loader.formats.messages_jsonl import decode_message, open_jsonl
 from loader.formats.records import (
@@ -134,9 +134,10 @@ def test_any_bytes_as_csv_give_readings_rejects_or_a_format_error(data: bytes) -
 csv_cells = {  # valid cells first (with blanks and offsets to clean up), then broken ones
     "time": (["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+02:00", "2026-01-01 00:30:00",
               " 2026-01-01T00:00:00Z "], ["yesterday", ""]),
-    "device": (["d1", "d2", " d1 ", "ünï"], ["", " "]),
-    "metric": (["temp_c", "rh_pct", " temp_c", "m\u00e9"], [""]),
-    "value": (["1", "-2.5", " 3 ", "4.0e-3", "1e308"], ["1_0", "nan", "-inf", "1e400", "", "x"]),
+    "device": (["d1", "d2", " d1 ", "ünï", "NA", "#d"], ["", " "]),
+    "metric": (["temp_c", "rh_pct", " temp_c", "m\u00e9", "null"], [""]),
+    "value": (["1", "-2.5", " 3 ", "4.0e-3", "1e308", "+1", "1.", ".5", "1e-400", "\u0661"],
+              ["1_0", "nan", "-inf", "1e400", "", "x", "0x10", "Infinity", "NA"]),
     "quality": (["", "good", " BAD ", "suspect"], []),
 }
 valid_line = st.tuples(*(st.sampled_from(good) for good, _ in csv_cells.values())).map(
@@ -164,7 +165,7 @@ def test_the_column_parse_gives_what_the_row_parser_gives(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "n.csv"
         path.write_bytes((newline.join([header, *lines]) + newline).encode())
-        with mock.patch.object(csv_reading, "CHUNK_BYTES", chunk_bytes or 1 << 20):
+        with mock.patch.object(generic_csv, "BLOCK_CHARS", chunk_bytes or 1 << 20):
             fast, slow = read_items(path), read_items(path, by_rows=True)
     if isinstance(slow, FormatError):
         assert isinstance(fast, FormatError) and str(fast) == str(slow)
@@ -186,6 +187,20 @@ def test_one_broken_cell_in_a_clean_file_reads_the_same_both_ways(column: str, b
     fast, slow = read_items(path), read_items(path, by_rows=True)
     assert isinstance(slow, list) and [type(i) for i in slow].count(Reject) == 1
     assert fast == slow
+
+
+def test_keys_that_look_like_numbers_or_booleans_stay_the_text_they_are(tmp_path: Path) -> None:
+    """Devices "0", "00" and "0.0" are three devices (a CSV reader that infers types would
+    make one number of them), and a timestamp or metric is never re-typed either."""
+    keys = ["0", "00", "0.0", "1e3", "True", "TRUE", "NaN", "2026-01-01"]
+    path = tmp_path / "keys.csv"
+    path.write_text("time,device,metric,value\n" + "".join(
+        f"2026-01-01T00:00:00Z,{key},{key},{n}\n" for n, key in enumerate(keys)))
+    fast = read_items(path)
+    assert isinstance(fast, list) and all(isinstance(item, Reading) for item in fast)
+    assert [(r.device_key, r.metric_name, r.value) for r in fast] == [
+        (key, key, float(n)) for n, key in enumerate(keys)]
+    assert fast == read_items(path, by_rows=True)
 
 
 json_values = st.recursive(

@@ -8,18 +8,17 @@ seconds / milliseconds (--time-format epoch_s / epoch_ms).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 from loader.formats.csv_reading import open_csv
+from loader.formats.narrow_columns import NarrowColumns
 from loader.formats.records import (
     Device,
     FormatError,
     Item,
     Reading,
-    ReadingBlock,
     Reject,
     Source,
     TimestampParser,
@@ -27,8 +26,8 @@ from loader.formats.records import (
 )
 
 SOURCE_KIND = "generic_csv"
-# Blocks of consecutive chunks handed over as one (about 2 MB of text): fewer, larger COPYs.
-MERGED_CHUNKS = 4
+# Characters per column-parsed chunk: one COPY each (about 40,000 narrow rows).
+BLOCK_CHARS = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -89,137 +88,26 @@ def _narrow(csv_file, layout: CsvLayout, parse_time: TimestampParser,
     width = len(header)
     if fixed is not None:
         source.devices[fixed] = Device(fixed)
-    columns = _NarrowColumns(i_time, i_device, i_metric, i_value, i_quality, width, fixed)
+    columns = NarrowColumns(i_time, i_device, i_metric, i_value, i_quality, width, fixed)
     any_rows = False
-    pending: list[ReadingBlock] = []  # consecutive blocks, yielded as one
-    for chunk in csv_file.chunks():
+    for chunk in csv_file.chunks(BLOCK_CHARS):
         block = columns.block(chunk.first_line, chunk.plain, parse_time) if chunk.plain else None
         if block is not None:
             any_rows = True
-            pending.append(block)
-            del block, chunk
-            if len(pending) == MERGED_CHUNKS:
-                yield merged(pending)
-                # Freed before the next blocks are built: their memory is reused in the same
-                # order, which keeps the next blocks' objects together (up to 2x faster).
-                pending = []
+            del chunk
+            yield block
+            # Freed before the next block is built: its memory is reused in the same order.
+            del block
             continue
-        if pending:
-            yield merged(pending)
-            pending = []
         for item in _narrow_rows(csv_file.rows_of(chunk), layout, parse_time, columns):
             any_rows = True
             yield item
-    if pending:
-        yield merged(pending)
     if not any_rows:
         raise FormatError(csv_file.name, 2, None, "the file has a header but no data rows")
 
 
-@dataclass(frozen=True)
-class _NarrowColumns:
-    """Where the fields of a narrow row are, and the column-at-a-time parse of a plain chunk:
-    every step is a C-level pass over a column, and the few distinct timestamps, devices,
-    metrics and qualities are checked once each. A chunk with any row that a check refuses
-    gives None, and the row-by-row parser (_narrow_rows) reads it instead, rejects and all."""
-
-    i_time: int
-    i_device: int
-    i_metric: int
-    i_value: int
-    i_quality: int
-    width: int
-    fixed: str | None
-
-    def block(self, first_line: int, text: str, parse_time: TimestampParser,
-              ) -> ReadingBlock | None:
-        body = text[:-1] if text.endswith("\n") else text
-        lines = body.split("\n")
-        count, width = len(lines), self.width
-        if set(map(str.count, lines, repeat(",", count))) != {width - 1}:
-            return None
-        flat = body.replace("\n", ",").split(",")
-        columns = [flat[i::width] for i in range(width)]
-        try:
-            stamps, stamp_set = _canonical(columns[self.i_time], parse_time)
-        except ValueError:
-            return None
-        if self.fixed is not None:
-            devices: Sequence[str] | None = [self.fixed] * count
-            device_set: set[str] | None = {self.fixed}
-        else:
-            devices, device_set = _stripped(columns[self.i_device])
-        metrics, metric_set = _stripped(columns[self.i_metric])
-        if devices is None or metrics is None:
-            return None
-        raw_values = columns[self.i_value]
-        if "_" in "".join(raw_values):  # float() takes 1_000; the row parser refuses it
-            return None
-        try:
-            values = list(map(float, raw_values))
-        except ValueError:
-            return None
-        total = sum(values)
-        if total - total != 0.0:  # a NaN or an infinity somewhere (or an overflowing sum)
-            return None
-        qualities = None
-        if self.i_quality >= 0:
-            raw_qualities = columns[self.i_quality]
-            quality = {q: q.strip().lower() or None for q in set(raw_qualities)}
-            if any(quality.values()):
-                qualities = list(map(quality.__getitem__, raw_qualities))
-        return ReadingBlock(range(first_line, first_line + count), stamps, devices, metrics,
-                            values, qualities,
-                            (stamp_set, device_set, metric_set))  # type: ignore[arg-type]
-
-
-def merged(blocks: list[ReadingBlock]) -> ReadingBlock:
-    """Consecutive blocks of one file as one (their lines follow each other)."""
-    if len(blocks) == 1:
-        return blocks[0]
-    first, last = blocks[0], blocks[-1]
-    stamps: list[str] = []
-    devices: list[str] = []
-    metrics: list[str] = []
-    values: list[float] = []
-    distinct: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-    for block in blocks:
-        stamps += block.recorded_at
-        devices += block.device_keys
-        metrics += block.metric_names
-        values += block.values
-        for known, more in zip(distinct, block.distinct or ((), (), ()), strict=True):
-            known.update(more)
-    qualities = None
-    if any(block.qualities is not None for block in blocks):
-        qualities = []
-        for block in blocks:
-            qualities += (block.qualities if block.qualities is not None
-                          else [None] * len(block))
-    return ReadingBlock(range(first.lines[0], last.lines[-1] + 1), stamps, devices, metrics,
-                        values, qualities,
-                        distinct if all(block.distinct for block in blocks) else None)
-
-
-def _canonical(raw_stamps: Sequence[str], parse_time: TimestampParser,
-               ) -> tuple[list[str], set[str]]:
-    """Canonical stamps of a column and the distinct ones; ValueError if one does not parse."""
-    canonical = {raw: parse_time(raw) for raw in set(raw_stamps)}
-    return list(map(canonical.__getitem__, raw_stamps)), set(canonical.values())
-
-
-def _stripped(keys: Sequence[str]) -> tuple[Sequence[str] | None, set[str] | None]:
-    """The keys without surrounding blanks and the distinct ones, or Nones if one is empty."""
-    stripped = {key: key.strip() for key in set(keys)}
-    if not all(stripped.values()):
-        return None, None
-    if all(key == clean for key, clean in stripped.items()):
-        return keys, set(stripped)
-    return list(map(stripped.__getitem__, keys)), set(stripped.values())
-
-
 def _narrow_rows(rows: Iterator[tuple[int, list[str]]], layout: CsvLayout,
-                 parse_time: TimestampParser, columns: _NarrowColumns) -> Iterator[Item]:
+                 parse_time: TimestampParser, columns: NarrowColumns) -> Iterator[Item]:
     """Row by row, with a reject for each row a check refuses."""
     fixed, width = columns.fixed, columns.width
     i_time, i_device, i_metric = columns.i_time, columns.i_device, columns.i_metric

@@ -16,6 +16,10 @@ from itertools import repeat
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
+from loader.formats.coded_column import CodedColumn
+
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,17 +67,17 @@ class Device:
 class ReadingBlock:
     """Many readings at once, as columns: what a fast parser yields for a run of rows that all
     passed every row check (so the block holds no reject). Position i of each column is one
-    reading; `qualities` None means no quality anywhere (the default). Ingest COPYs a block
-    without looking at its rows one by one (loader/ingest/direct.py)."""
+    reading. Keys are coded columns (their few distinct values and a code per row) and values
+    a float64 array, so that ingest checks, maps and encodes a block without Python code per
+    row (loader/ingest/direct.py). `qualities` None means no quality anywhere (the default);
+    a quality category None means none for those rows."""
 
     lines: Sequence[int]
-    recorded_at: Sequence[str]  # canonical ISO-8601 with offset, as Reading.recorded_at
-    device_keys: Sequence[str]
-    metric_names: Sequence[str]
-    values: Sequence[float]
-    qualities: Sequence[str | None] | None = None
-    # The distinct stamps, devices and metrics, when the parser knows them already.
-    distinct: tuple[set[str], set[str], set[str]] | None = None
+    recorded_at: CodedColumn  # canonical ISO-8601 with offset, as Reading.recorded_at
+    device_keys: CodedColumn
+    metric_names: CodedColumn
+    values: np.ndarray  # float64, finite
+    qualities: CodedColumn | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -82,14 +86,16 @@ class ReadingBlock:
     def of(cls, readings: Sequence[Reading]) -> ReadingBlock:
         """The readings as columns (message ids are not part of a block)."""
         lines, stamps, devices, metrics, values, qualities, _ = zip(*readings, strict=True)
-        return cls(lines, stamps, devices, metrics, values,
-                   qualities if any(q is not None for q in qualities) else None)
+        return cls(lines, CodedColumn.of(stamps), CodedColumn.of(devices),
+                   CodedColumn.of(metrics), np.array(values, dtype=np.float64),
+                   CodedColumn.of(qualities) if any(q is not None for q in qualities)
+                   else None)
 
     def readings(self) -> list[Reading]:
         count = len(self.lines)
         qualities = self.qualities if self.qualities is not None else repeat(None, count)
         return list(map(Reading._make, zip(self.lines, self.recorded_at, self.device_keys,
-                                           self.metric_names, self.values, qualities,
+                                           self.metric_names, self.values.tolist(), qualities,
                                            repeat(None, count), strict=True)))
 
     def slice(self, start: int, stop: int) -> ReadingBlock:

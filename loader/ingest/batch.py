@@ -314,7 +314,6 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
             failure: list[BaseException], source: Source, options: LoadOptions,
             result: BatchResult, staging_hint: list[bool], ids: KeyIds) -> None:
     encoder = StagingEncoder()  # this thread's own: the parser thread has another
-    stamps = StampCache()
     while True:
         chunk = chunks.get()
         if chunk is None:
@@ -327,16 +326,15 @@ def _writer(cur: psycopg.Cursor, chunks: queue.Queue[_Chunk | None],
         if failure:
             continue  # drain until the parser stops
         try:
-            _write_chunk(cur, chunk, encoder, ids, stamps, source, options, result,
-                         staging_hint)
+            _write_chunk(cur, chunk, encoder, ids, source, options, result, staging_hint)
         except BaseException as exc:  # handed to the parser thread, which re-raises it
             failure.append(exc)
         del chunk  # not alive while waiting for the next one
 
 
 def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, encoder: StagingEncoder, ids: KeyIds,
-                 stamps: StampCache, source: Source, options: LoadOptions,
-                 result: BatchResult, staging_hint: list[bool]) -> None:
+                 source: Source, options: LoadOptions, result: BatchResult,
+                 staging_hint: list[bool]) -> None:
     """One chunk: its devices and rejects, then its readings by the fast path or staging."""
     assert result.batch_id is not None
     if chunk.devices:
@@ -349,7 +347,7 @@ def _write_chunk(cur: psycopg.Cursor, chunk: _Chunk, encoder: StagingEncoder, id
     if prepared is None and not chunk.readings:
         return
     if prepared is not None and copy_block(cur, result.batch_id, source.tenant_key,
-                                           prepared, ids, stamps):
+                                           prepared, ids):
         result.rows_inserted += len(prepared.block)
         staging_hint[0] = False
         return

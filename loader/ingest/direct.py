@@ -25,17 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
-from itertools import islice, repeat
-from operator import itemgetter, le
+from datetime import datetime, timedelta
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
 from loader.formats.records import ReadingBlock
 from loader.ingest import binary_copy
-from loader.ingest.binary_copy import FieldCache, int4_field
+from loader.ingest.binary_copy import FieldCache
 
+_MICROSECOND = timedelta(microseconds=1)
 CACHE_KEYS = 20_000  # ids cached per batch, and device times held before booking them
 DEFAULT_QUALITY = "good"  # telemetry.readings.quality's default, for readings without one
 READINGS_COPY = (
@@ -53,13 +53,12 @@ class KeyIds:
 
     devices: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, int] = field(default_factory=dict)
-    device_fields: dict[str, bytes] = field(default_factory=dict)
-    metric_fields: dict[str, bytes] = field(default_factory=dict)
     ranged: set[str] = field(default_factory=set)
     generation: int = 0
     in_savepoint: bool = False  # the chunk savepoint is set (copy_block releases it next time)
-    # Newest reading per device id of the chunks copied so far (booked once, at the end).
-    last_at: dict[int, datetime] = field(default_factory=dict)
+    # Newest reading per device id of the chunks copied so far (booked once, at the end), in
+    # microseconds since 2000-01-01 UTC.
+    last_at: dict[int, int] = field(default_factory=dict)
 
     def resolve(self, cur: psycopg.Cursor, tenant_key: str, device_keys: Collection[str],
                 metric_names: Collection[str]) -> None:
@@ -71,47 +70,53 @@ class KeyIds:
         if len(self.devices) + len(new_devices) > CACHE_KEYS:
             self.generation += 1
             self.devices.clear()
-            self.device_fields.clear()
             new_devices = list(device_keys)
         if len(self.metrics) + len(new_metrics) > CACHE_KEYS:
             self.generation += 1
             self.metrics.clear()
-            self.metric_fields.clear()
             self.ranged.clear()
             new_metrics = list(metric_names)
-        rows = cur.execute("select * from ingest.resolve_keys(%s, %s, %s)",
-                           [tenant_key, sorted(new_devices), sorted(new_metrics)]).fetchall()
+        rows = cur.execute(
+            "select key_kind, key_name, key_id, valid_min, valid_max"
+            " from ingest.resolve_keys(%s, %s, %s)",
+            [tenant_key, new_devices, new_metrics]).fetchall()
         for kind, name, key_id, valid_min, valid_max in rows:
             if kind == "device":
                 self.devices[name] = key_id
-                self.device_fields[name] = int4_field(key_id)
             else:
                 self.metrics[name] = key_id
-                self.metric_fields[name] = int4_field(key_id)
                 if valid_min is not None or valid_max is not None:
                     self.ranged.add(name)
 
     def knows(self, device_keys: Collection[str], metric_names: Collection[str]) -> bool:
-        fields, metric_fields = self.device_fields, self.metric_fields
-        return (all(key in fields for key in device_keys)
-                and all(name in metric_fields for name in metric_names))
+        devices, metrics = self.devices, self.metrics
+        return (all(key in devices for key in device_keys)
+                and all(name in metrics for name in metric_names))
 
     def book_devices(self, cur: psycopg.Cursor) -> None:
         """Advance devices.last_reading_at for the copied chunks (once per batch, or whenever
         more than CACHE_KEYS devices are waiting)."""
         if self.last_at:
             cur.execute("select ingest.record_device_last_readings(%s, %s)",
-                        [list(self.last_at), list(self.last_at.values())])
+                        [list(self.last_at), list(map(moment, self.last_at.values()))])
             self.last_at.clear()
 
 
-@dataclass
-class StampCache:
-    """Parsed timestamps and their COPY fields, one per thread (caches are emptied when full)."""
+class StampCache(FieldCache):
+    """Canonical stamps as microseconds since 2000-01-01 UTC (PostgreSQL's timestamptz), one
+    per thread (emptied when full)."""
 
-    moments: FieldCache = field(default_factory=lambda: FieldCache(datetime.fromisoformat))
-    fields: FieldCache = field(
-        default_factory=lambda: FieldCache(binary_copy.iso_timestamptz_field))
+    def __init__(self) -> None:
+        super().__init__(micros)
+
+
+def micros(stamp: str) -> int:
+    """A canonical ISO-8601 stamp with offset as PostgreSQL's timestamptz microseconds."""
+    return (datetime.fromisoformat(stamp) - binary_copy.PG_EPOCH) // _MICROSECOND
+
+
+def moment(micros: int) -> datetime:
+    return binary_copy.PG_EPOCH + timedelta(microseconds=micros)
 
 
 class _Rejected(Exception):
@@ -121,33 +126,41 @@ class _Rejected(Exception):
 @dataclass
 class ChunkFacts:
     """What ingest.record_copied_readings needs to know about a chunk, computed here so that
-    it need not scan the rows it was just given (C-level passes: this runs for every row)."""
+    it need not scan the rows it was just given (array passes: this runs for every row)."""
 
     oldest: datetime
     newest: datetime
     device_keys: set[str]
     metric_names: set[str]
-    device_last_at: dict[str, datetime]
-    stamps: set[str]  # distinct
+    device_last_at: dict[str, int]  # newest reading per device, microseconds since 2000
+    value_ranges: dict[str, tuple[float, float]]  # per metric
+    micros: np.ndarray  # per row, for the COPY
 
     @classmethod
-    def of(cls, block: ReadingBlock, moments: FieldCache | None = None) -> ChunkFacts:
-        stamps = block.recorded_at
-        distinct, _, metric_names = block.distinct or (set(stamps), None,
-                                                       set(block.metric_names))
-        # Canonical stamps repeat: parse each distinct one once.
-        moment = (moments or FieldCache(datetime.fromisoformat)).covering(distinct)
-        order = sorted(distinct, key=moment.__getitem__)
-        ranks = {stamp: rank for rank, stamp in enumerate(order)}
-        ranked = list(map(ranks.__getitem__, stamps))
+    def of(cls, block: ReadingBlock, stamps: StampCache | None = None) -> ChunkFacts:
+        times = block.recorded_at.mapped(
+            (stamps or StampCache()).covering(block.recorded_at.distinct()), np.int64)
         devices = block.device_keys
-        if all(map(le, ranked, islice(ranked, 1, None))):
-            last = dict(zip(devices, ranked, strict=True))  # in time order, a device's last
-        else:  # row is its newest; otherwise put the rows in time order first
-            pairs = sorted(zip(ranked, devices, strict=True))
-            last = dict(zip(map(itemgetter(1), pairs), map(itemgetter(0), pairs), strict=True))
-        return cls(moment[order[0]], moment[order[-1]], set(last), metric_names,
-                   {device: moment[order[rank]] for device, rank in last.items()}, distinct)
+        newest_by_code = np.full(len(devices.categories), np.iinfo(np.int64).min)
+        np.maximum.at(newest_by_code, devices.codes, times)
+        device_last_at: dict[str, int] = {}
+        for code in devices.used().tolist():  # two categories may hold one key
+            key, newest = devices.categories[code], int(newest_by_code[code])
+            if newest > device_last_at.get(key, newest - 1):
+                device_last_at[key] = newest
+        metrics, values = block.metric_names, block.values
+        lows = np.full(len(metrics.categories), np.inf)
+        highs = np.full(len(metrics.categories), -np.inf)
+        np.minimum.at(lows, metrics.codes, values)
+        np.maximum.at(highs, metrics.codes, values)
+        value_ranges: dict[str, tuple[float, float]] = {}
+        for code in metrics.used().tolist():
+            name, low, high = metrics.categories[code], float(lows[code]), float(highs[code])
+            known = value_ranges.get(name)
+            value_ranges[name] = (low, high) if known is None else (
+                min(low, known[0]), max(high, known[1]))
+        return cls(moment(int(times.min())), moment(int(times.max())), set(device_last_at),
+                   set(value_ranges), device_last_at, value_ranges, times)
 
 
 def can_copy(block: ReadingBlock | None, last_write_wins: bool) -> bool:
@@ -168,38 +181,62 @@ class Prepared:
 
 def prepare(block: ReadingBlock, batch_id: int, ids: KeyIds, stamps: StampCache,
             encode_now: bool = True) -> Prepared:
-    facts = ChunkFacts.of(block, stamps.moments)
+    facts = ChunkFacts.of(block, stamps)
     prepared = Prepared(block, facts)
     generation = ids.generation
     if encode_now and ids.knows(facts.device_keys, facts.metric_names):
         try:
-            prepared.data = encode(block, batch_id, ids, stamps, facts.stamps)
+            prepared.data = encode(block, batch_id, ids, facts.micros)
             prepared.generation = generation
         except KeyError:  # the writer emptied the id cache meanwhile: it encodes this one
             prepared.data = None
     return prepared
 
 
-def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, stamp_cache: StampCache,
-           distinct_stamps: set[str] | None = None) -> bytes:
-    """The block as a binary COPY stream for READINGS_COPY (ids resolved already)."""
-    stamps = stamp_cache.fields.covering(distinct_stamps or set(block.recorded_at))
-    batch = binary_copy.int8_field(batch_id)
+def _row_type(quality_bytes: int) -> np.dtype:
+    """One READINGS_COPY row in binary COPY format, with a quality of that many bytes."""
+    return np.dtype([
+        ("fields", ">i2"),
+        ("recorded_at_size", ">i4"), ("recorded_at", ">i8"),
+        ("device_id_size", ">i4"), ("device_id", ">i4"),
+        ("metric_id_size", ">i4"), ("metric_id", ">i4"),
+        ("value_size", ">i4"), ("value", ">f8"),
+        ("quality_size", ">i4"), ("quality", f"S{quality_bytes}"),
+        ("batch_id_size", ">i4"), ("batch_id", ">i8"),
+    ])
+
+
+def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, times: np.ndarray) -> bytes:
+    """The block as a binary COPY stream for READINGS_COPY (ids resolved already; KeyError if
+    one is not). Rows are numpy records of fixed size, so rows whose quality has another
+    length go in a group of their own (row order within a COPY does not matter)."""
+    device_ids = block.device_keys.mapped(ids.devices, np.int32)
+    metric_ids = block.metric_names.mapped(ids.metrics, np.int32)
     qualities = block.qualities
-    tail = {quality: binary_copy.text_field(quality or DEFAULT_QUALITY) + batch
-            for quality in (set(qualities) if qualities is not None else {None})}
-    devices, metrics = ids.device_fields, ids.metric_fields
-    return binary_copy.stream(
-        binary_copy.rows(6, [
-            map(stamps.__getitem__, block.recorded_at[rows]),
-            map(devices.__getitem__, block.device_keys[rows]),
-            map(metrics.__getitem__, block.metric_names[rows]),
-            binary_copy.float8_fields(block.values[rows]),
-            # quality and batch_id
-            map(tail.__getitem__, qualities[rows]) if qualities is not None
-            else repeat(tail[None], len(block.lines[rows])),
-        ])
-        for rows in binary_copy.pieces(len(block)))
+    if qualities is None:
+        labels, quality_codes = [DEFAULT_QUALITY.encode()], None
+    else:
+        labels = [binary_copy.text_field(q or DEFAULT_QUALITY)[4:] for q in qualities.categories]
+        quality_codes = qualities.codes
+    sizes = np.array([len(label) for label in labels])
+    bodies = []
+    for size in sorted(set(sizes.tolist())):
+        rows = slice(None) if len(set(sizes.tolist())) == 1 else (
+            sizes[quality_codes] == size)
+        record = np.empty(len(times[rows]), dtype=_row_type(size))
+        record["fields"] = 6
+        record["recorded_at_size"] = record["value_size"] = record["batch_id_size"] = 8
+        record["device_id_size"] = record["metric_id_size"] = 4
+        record["quality_size"] = size
+        record["recorded_at"] = times[rows]
+        record["device_id"] = device_ids[rows]
+        record["metric_id"] = metric_ids[rows]
+        record["value"] = block.values[rows]
+        record["quality"] = (labels[0] if quality_codes is None else
+                             np.array(labels, dtype=f"S{max(sizes)}")[quality_codes[rows]])
+        record["batch_id"] = batch_id
+        bodies.append(record.tobytes())
+    return binary_copy.stream(bodies)
 
 
 # One savepoint per chunk, reused: the next chunk releases it in the same round trip that sets
@@ -214,7 +251,7 @@ _PROBE = sql.SQL(
 
 
 def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Prepared,
-               ids: KeyIds, stamps: StampCache) -> bool:
+               ids: KeyIds) -> bool:
     """COPY the block into telemetry.readings; True if done, False if not (a stored key, a key
     twice, or a row to reject; rolled back to its savepoint): then load it through staging."""
     block, facts = prepared.block, prepared.facts
@@ -235,10 +272,8 @@ def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Pr
         return False  # a reload: do not COPY what the unique key would refuse
     data = prepared.data
     if data is None or prepared.generation != ids.generation:
-        data = encode(block, batch_id, ids, stamps, facts.stamps)
+        data = encode(block, batch_id, ids, facts.micros)
     ranged = [name for name in facts.metric_names if name in ids.ranged]
-    values = {name: [v for v, m in zip(block.values, metrics, strict=True) if m == name]
-              for name in ranged}
     try:
         with cur.copy(READINGS_COPY) as copy:
             copy.write(data)
@@ -246,19 +281,18 @@ def copy_block(cur: psycopg.Cursor, batch_id: int, tenant_key: str, prepared: Pr
             "select ingest.record_copied_readings(%s, %s, %s, %s, %s, %s, %s)",
             [batch_id, len(block), facts.oldest, facts.newest,
              [ids.metrics[name] for name in ranged],
-             [min(values[name]) for name in ranged],
-             [max(values[name]) for name in ranged]]).fetchone()
+             [facts.value_ranges[name][0] for name in ranged],
+             [facts.value_ranges[name][1] for name in ranged]]).fetchone()
         if not row or not row[0]:
             raise _Rejected
     except (psycopg.errors.UniqueViolation, _Rejected):
         cur.execute("rollback to savepoint tsfleet_chunk")
         return False
     booked = ids.last_at
-    for device, moment in facts.device_last_at.items():
+    for device, newest in facts.device_last_at.items():
         device_id = ids.devices[device]
-        known = booked.get(device_id)
-        if known is None or moment > known:
-            booked[device_id] = moment
+        if newest > booked.get(device_id, newest - 1):
+            booked[device_id] = newest
     if len(booked) > CACHE_KEYS:
         ids.book_devices(cur)
     return True

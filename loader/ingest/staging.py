@@ -57,8 +57,11 @@ class StagingEncoder:
         source_nos = chain.from_iterable(
             repeat(binary_copy.int4_field(source_no), end - start)
             for (start, source_no), end in zip(segments, ends, strict=True))
-        stamps = self._stamps.covering(set(block.recorded_at))
-        texts = self._texts.covering({*block.device_keys, *block.metric_names})
+        stamps = block.recorded_at.mapped(
+            self._stamps.covering(block.recorded_at.distinct()), object).tolist()
+        keys = block.device_keys, block.metric_names
+        texts = self._texts.covering(set.union(*(column.distinct() for column in keys)))
+        devices, metrics = (column.mapped(texts, object).tolist() for column in keys)
         qualities = (repeat(binary_copy.NULL, count) if block.qualities is None else
                      map(binary_copy.text_field, block.qualities))
         messages = (repeat(binary_copy.NULL, count) if message_ids is None else
@@ -66,10 +69,10 @@ class StagingEncoder:
         return binary_copy.stream([binary_copy.rows(8, [
             source_nos,
             binary_copy.int8_fields(block.lines),
-            map(stamps.__getitem__, block.recorded_at),
-            map(texts.__getitem__, block.device_keys),
-            map(texts.__getitem__, block.metric_names),
-            binary_copy.float8_fields(block.values),
+            stamps,
+            devices,
+            metrics,
+            binary_copy.float8_fields(block.values.tolist()),
             qualities,
             messages,
         ])])
