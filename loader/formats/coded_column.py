@@ -91,6 +91,3 @@ class CodedColumn(Sequence):
     def tolist(self) -> list[Any]:
         return np.array(self.categories + [None], dtype=object)[self.codes].tolist()
 
-
-def as_coded(values: Sequence[Any]) -> CodedColumn:
-    return values if isinstance(values, CodedColumn) else CodedColumn.of(values)

@@ -35,7 +35,6 @@ from loader.formats.records import ReadingBlock
 from loader.ingest import binary_copy
 from loader.ingest.binary_copy import FieldCache
 
-_MICROSECOND = timedelta(microseconds=1)
 CACHE_KEYS = 20_000  # ids cached per batch, and device times held before booking them
 DEFAULT_QUALITY = "good"  # telemetry.readings.quality's default, for readings without one
 READINGS_COPY = (
@@ -112,7 +111,7 @@ class StampCache(FieldCache):
 
 def micros(stamp: str) -> int:
     """A canonical ISO-8601 stamp with offset as PostgreSQL's timestamptz microseconds."""
-    return (datetime.fromisoformat(stamp) - binary_copy.PG_EPOCH) // _MICROSECOND
+    return binary_copy.timestamptz_micros(datetime.fromisoformat(stamp))
 
 
 def moment(micros: int) -> datetime:
