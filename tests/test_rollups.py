@@ -130,6 +130,28 @@ def test_range_refresh_touches_only_buckets_in_the_range(conn: psycopg.Connectio
     assert daily_row(conn, device, metric, day("2026-03-02"))[1] == 77.0
 
 
+def test_an_apache_rebuild_of_a_range_inside_buckets_recomputes_those_buckets_whole(
+    conn: psycopg.Connection, server
+) -> None:
+    """The Apache rebuild reads its source by the time range of whole buckets: a range that
+    starts and ends inside an hour rebuilds both hours from all of their readings."""
+    if server.is_community:
+        pytest.skip("Apache edition only: Community rollups are continuous aggregates")
+    device = add_device(conn, "dev-1")
+    metric = add_metric(conn, "temperature_c")
+    insert_series(conn, device, metric, day("2026-03-01"), day("2026-03-02"), "10 min")
+    refresh(conn)
+    ten = day("2026-03-01") + timedelta(hours=10)
+    conn.execute("update telemetry.readings set value = value + 100"
+                 " where recorded_at >= %s and recorded_at < %s", [ten, ten + timedelta(hours=3)])
+    conn.execute("select _tsfleet.rebuild_rollup_table('rollups.device_metrics_hourly', %s, %s)",
+                 [ten + timedelta(minutes=30), ten + timedelta(hours=1, minutes=30)])
+    hourly = dict(conn.execute(
+        "select extract(hour from bucket_start at time zone 'UTC')::int, reading_count"
+        " from rollups.device_metrics_hourly where value_min >= 100").fetchall())
+    assert hourly == {10: 6, 11: 6}  # hour 12 was not in the range
+
+
 def test_backfilled_old_day_changes_the_rollup_after_refresh_after_load(
     conn: psycopg.Connection,
 ) -> None:

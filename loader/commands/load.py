@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,6 +213,8 @@ def generic_csv(files: tuple[Path, ...], layout: str, time_column: str, device_c
         tsfleet load csv --layout wide --device pump-7 --time-format epoch_ms pump7.csv
     """
     _check_timezone(timezone)
+    if layout == "narrow":
+        _import_in_background("loader.formats.narrow_columns")
     spec = CsvLayout(layout=layout, time_column=time_column,
                      device_column=None if fixed_device else device_column,
                      metric_column=metric_column, value_column=value_column,
@@ -224,6 +228,13 @@ def generic_csv(files: tuple[Path, ...], layout: str, time_column: str, device_c
         return GENERIC_KIND, str(path), open_source
 
     _run([opener(p) for p in files], sum(p.stat().st_size for p in files), **common)
+
+
+def _import_in_background(module: str) -> None:
+    """Import a module on another thread while this one connects and reads the files for
+    their checksum (both wait on I/O, without the GIL); whoever imports it next waits for it."""
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
+                     name="tsfleet-import").start()
 
 
 def _check_timezone(zone: str) -> None:
