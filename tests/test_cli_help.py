@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
 
+from loader import __version__
 from loader.cli import main
 
 
@@ -39,3 +44,22 @@ def test_a_command_without_a_database_is_a_usage_error(monkeypatch: pytest.Monke
     result = CliRunner().invoke(main, ["status"])
     assert result.exit_code == 2
     assert "DATABASE_URL" in result.output
+
+
+def run_console_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from loader.cli import run; run()", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DATABASE_URL": ""})
+
+
+def test_the_console_script_keeps_output_and_exit_codes_through_its_fast_exit() -> None:
+    """run() leaves with os._exit: what the command printed must still arrive, whole, and
+    its exit code must be the command's."""
+    version = run_console_script("--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"tsfleet, version {__version__}")
+    helped = run_console_script("load", "csv", "--help")
+    assert helped.returncode == 0 and helped.stdout.rstrip().endswith("Show this message and exit.")
+    usage = run_console_script("load", "csv", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    refused = run_console_script("status")
+    assert refused.returncode != 0 and "DATABASE_URL" in refused.stderr

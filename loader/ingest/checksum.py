@@ -6,7 +6,9 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-BLOCK = 1 << 20
+# Large reads: hashing releases the GIL for each one, so another thread (pandas' import, see
+# loader/commands/load.py) runs meanwhile, and this one rarely waits to get the GIL back.
+BLOCK = 8 << 20
 
 
 def content_checksum(files: Iterable[Path], root: Path | None = None, options: str = "") -> str:
