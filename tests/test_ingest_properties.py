@@ -42,7 +42,8 @@ def read_items(path: Path, layout: CsvLayout | None = None, *, by_rows: bool = F
     the chunks and the column-at-a-time parse off: the csv module reads the whole file, row
     by row (the reference)."""
 
-    def one_chunk(self: csv_reading.CsvFile, size_hint: int | None = None):  # noqa: ANN202
+    def one_chunk(self: csv_reading.CsvFile, size_hint: int | None = None,  # noqa: ANN202
+                  first: int | None = None):
         yield csv_reading.RawChunk(self._reader.line_num + 1, self._handle, None)
 
     with mock.patch.object(csv_reading.CsvFile, "chunks",
@@ -187,6 +188,19 @@ def test_one_broken_cell_in_a_clean_file_reads_the_same_both_ways(column: str, b
     fast, slow = read_items(path), read_items(path, by_rows=True)
     assert isinstance(slow, list) and [type(i) for i in slow].count(Reject) == 1
     assert fast == slow
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"\0", b"")), st.binary(max_size=300),
+       st.sampled_from([1, 7, 64, 1 << 20]))
+def test_first_nul_names_the_line_and_offset_of_the_first_nul(head: bytes, tail: bytes,
+                                                               block: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "b.csv"
+        path.write_bytes(head)
+        assert csv_reading.first_nul(path, block) is None
+        path.write_bytes(head + b"\0" + tail)
+        assert csv_reading.first_nul(path, block) == (head.count(b"\n") + 1, len(head))
 
 
 def test_keys_that_look_like_numbers_or_booleans_stay_the_text_they_are(tmp_path: Path) -> None:

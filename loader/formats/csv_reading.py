@@ -87,19 +87,23 @@ class CsvFile:
         if not produced:
             raise FormatError(self.name, 2, None, "the file has a header but no data rows")
 
-    def chunks(self, size_hint: int | None = None) -> Iterator[RawChunk]:
-        """The data lines in chunks of about `size_hint` characters (CHUNK_BYTES by default),
+    def chunks(self, size_hint: int | None = None, first: int | None = None,
+               ) -> Iterator[RawChunk]:
+        """The data lines in chunks of about `size_hint` characters (CHUNK_BYTES by default;
+        the first one `first`, if given: a small first chunk gets the database going sooner),
         for parsers that work a column at a time; rows_of() reads a chunk that is not plain.
         A chunk is read as one string and cut after its last line feed (no object per line)."""
         size_hint = size_hint or CHUNK_BYTES
+        size = first or size_hint
         handle = self._handle
         first_line = self._reader.line_num + 1
         carry = ""  # the start of a line whose end the next read brings
         while True:
             try:
-                block = handle.read(size_hint)
+                block = handle.read(size)
             except UnicodeDecodeError as exc:
                 raise self._error(exc) from None
+            size = size_hint
             text = carry + block
             if block:
                 cut = text.rfind("\n") + 1
@@ -172,14 +176,16 @@ def first_bad_utf8(path: Path) -> tuple[int, int]:
 
 
 def first_nul(path: Path, block: int = 1 << 20) -> tuple[int, int] | None:
-    """(line, byte offset) of the first NUL byte, or None. One fast pass (memchr per block)."""
-    lines, offset = 1, 0
+    """(line, byte offset) of the first NUL byte, or None. One fast pass (memchr per block);
+    lines are counted only when there is a NUL to report."""
+    offset = 0
     with open(path, "rb") as raw:
         while chunk := raw.read(block):
             at = chunk.find(b"\0")
             if at >= 0:
-                return lines + chunk.count(b"\n", 0, at), offset + at
-            lines += chunk.count(b"\n")
+                raw.seek(0)
+                before = raw.read(offset + at)
+                return before.count(b"\n") + 1, offset + at
             offset += len(chunk)
     return None
 

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from loader.formats.narrow_columns import NarrowColumns
 
 SOURCE_KIND = "generic_csv"
-# Characters per column-parsed chunk: one COPY each (about 40,000 narrow rows).
+# Characters per column-parsed chunk: one COPY each (about 40,000 narrow rows). The first one
+# is small: the database waits for it.
 BLOCK_CHARS = 2 << 20
+FIRST_BLOCK_CHARS = 128 << 10
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _narrow(csv_file, layout: CsvLayout, parse_time: TimestampParser,
 
     columns = NarrowColumns(i_time, i_device, i_metric, i_value, i_quality, width, fixed)
     any_rows = False
-    for chunk in csv_file.chunks(BLOCK_CHARS):
+    for chunk in csv_file.chunks(BLOCK_CHARS, first=min(FIRST_BLOCK_CHARS, BLOCK_CHARS)):
         block = columns.block(chunk.first_line, chunk.plain, parse_time) if chunk.plain else None
         if block is not None:
             any_rows = True
