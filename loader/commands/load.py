@@ -50,6 +50,11 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "deduplicated by key)."),
         click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000,
                      show_default=True, help="Readings per COPY chunk (bounds memory)."),
+        click.option("--refresh-connections", type=click.IntRange(1, 8), default=2,
+                     show_default=True, metavar="N",
+                     help="After a batch of 100,000 new readings or more, refresh its rollups "
+                          "on N connections at once, each for a share of the devices "
+                          "(Apache edition; 1: on the load's own connection)."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -258,7 +263,7 @@ def _progress(total_files: int, total_bytes: int, enabled: bool) -> Iterator[Any
 
 def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
          as_json: bool, tenant: str, strict: bool, last_write_wins: bool, force: bool,
-         chunk_rows: int) -> None:
+         chunk_rows: int, refresh_connections: int) -> None:
     url = resolve_url(database_url)
     results: list[BatchResult] = []
     try:
@@ -274,7 +279,9 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
-                                  chunk_rows=chunk_rows, refresh_rollups=deferred is None)
+                                  chunk_rows=chunk_rows, refresh_rollups=deferred is None,
+                                  refresh_parts=refresh_connections,
+                                  connect=functools.partial(connect, url, autocommit=True))
             if bar is not None:
                 options.progress = functools.partial(_advance, bar, done_before)
             size = 0

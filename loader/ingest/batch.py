@@ -10,7 +10,8 @@ ingest.insert_staged_readings (register, reject, insert, count duplicates and co
 ingest.commit_batch. A killed loader leaves nothing: the batch row is part of the
 rolled-back transaction. A failure rolls everything back and then records a failed batch row
 with the error in its own transaction. After the commit, rollups.refresh_after_load (when
-installed) refreshes the affected range; its failure is a warning, never an undo.
+installed) refreshes the affected range, on several connections for a large batch
+(rollup_refresh.py); its failure is a warning, never an undo.
 
 Two threads share the work: this one parses and prepares chunk N+1 (facts and COPY data,
 built a column at a time) while the writer thread COPYs chunk N, so the loader's Python work
@@ -41,6 +42,7 @@ from loader.formats.records import (
     Source,
 )
 from loader.ingest.direct import KeyIds, Prepared, StampCache, can_copy, copy_block, prepare
+from loader.ingest.rollup_refresh import refresh_batch
 from loader.ingest.staging import RejectBuffer, StagingEncoder, copy_staged
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -54,6 +56,10 @@ class LoadOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     progress: Callable[[int], None] | None = None  # called with bytes read so far
     refresh_rollups: bool = True  # False: the caller refreshes the range later (stream)
+    # Connections that share the refresh of a large batch (rollup_refresh.py), and how to
+    # open the extra ones (None: the refresh runs on the load's connection only).
+    refresh_parts: int = 1
+    connect: Callable[[], psycopg.Connection] | None = None
 
 
 @dataclass
@@ -151,7 +157,7 @@ def load_source(conn: psycopg.Connection, source: Source,
         raise BatchFailed(result) from exc
     result.status = "committed"
     if options.refresh_rollups:
-        _refresh_rollups(conn, result)
+        _refresh_rollups(conn, result, options)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -414,15 +420,14 @@ def _record_outcome(conn: psycopg.Connection, source: Source, status: str, error
     return row[0] if row else None
 
 
-def _refresh_rollups(conn: psycopg.Connection, result: BatchResult) -> None:
+def _refresh_rollups(conn: psycopg.Connection, result: BatchResult,
+                     options: LoadOptions) -> None:
     """Late data: refresh exactly the affected rollup range; a failure is only a warning."""
+    assert result.batch_id is not None
     started = time.perf_counter()
     try:
-        installed = conn.execute(
-            "select to_regprocedure('rollups.refresh_after_load(bigint)') is not null"
-        ).fetchone()
-        if installed and installed[0]:
-            conn.execute("call rollups.refresh_after_load(%s)", [result.batch_id])
+        refresh_batch(conn, result.batch_id, result.rows_inserted, options.refresh_parts,
+                      options.connect)
     except psycopg.Error as exc:
         result.warnings.append(
             f"batch {result.batch_id} is committed, but refreshing its rollups failed: "

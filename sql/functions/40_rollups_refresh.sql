@@ -160,12 +160,17 @@ set work_mem = '256MB'
 set enable_sort = off
 as $$
 declare
+    -- Up to this many buckets a rebuild locks each of them (with the rollup shared), so that
+    -- rebuilds of distinct buckets run at once (a large load's parts, concurrent loads of
+    -- other days); a longer range locks the whole rollup.
+    max_bucket_locks constant integer := 48;
     def _tsfleet.rollup_definitions;
     source_range record;
     range_start timestamptz := p_start;
     range_end timestamptz := p_end;
     source_from text;
     time_column text;
+    bucket timestamptz;
     written bigint;
 begin
     select rd.* into strict def
@@ -179,15 +184,32 @@ begin
     if range_start is null or range_end is null or range_start >= range_end then
         return 0;
     end if;
-    -- Concurrent loads may rebuild overlapping buckets: one rebuild per rollup at a time (until
-    -- the end of the transaction; callers take the rollups in refresh_order, so no deadlock).
-    perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('tsfleet rollup rebuild'), def.refresh_order
-    );
     -- Whole buckets: a bucket is recomputed from all of its source rows or not at all.
     range_start := public.time_bucket(def.bucket_width, range_start);
     if public.time_bucket(def.bucket_width, range_end) < range_end then
         range_end := public.time_bucket(def.bucket_width, range_end) + def.bucket_width;
+    end if;
+    -- Concurrent rebuilds of one bucket would both insert it: one at a time per bucket, until
+    -- the end of the transaction. Callers take the rollups in refresh_order and buckets in
+    -- time order (rollup lock first), so two rebuilds never wait for each other in a circle.
+    if range_end - range_start <= def.bucket_width * max_bucket_locks then
+        perform pg_catalog.pg_advisory_xact_lock_shared(
+            pg_catalog.hashtext('tsfleet rollup rebuild'), def.refresh_order
+        );
+        -- A loop, not a sorted query: with enable_sort off a sort costs so much on paper that
+        -- the query would be JIT-compiled (70 ms).
+        bucket := range_start;
+        while bucket < range_end loop
+            perform pg_catalog.pg_advisory_xact_lock(
+                pg_catalog.hashtext('tsfleet rollup bucket ' || def.rollup_name),
+                (extract(epoch from bucket) / 60)::integer
+            );
+            bucket := bucket + def.bucket_width;
+        end loop;
+    else
+        perform pg_catalog.pg_advisory_xact_lock(
+            pg_catalog.hashtext('tsfleet rollup rebuild'), def.refresh_order
+        );
     end if;
     execute format(
         'delete from %s as t where t.bucket_start >= %L and t.bucket_start < %L',
@@ -399,3 +421,62 @@ comment on procedure rollups.refresh_after_load (bigint) is
 'Apache; queues it for the owner if the caller may not refresh). CALL in autocommit.';
 
 grant execute on procedure rollups.refresh_after_load(bigint) to tsfleet_ingest;
+
+create or replace procedure rollups.refresh_after_load(
+    p_batch_id bigint,
+    p_part integer,
+    p_parts integer
+)
+language plpgsql
+as $$
+declare
+    batch_start timestamptz;
+    batch_end timestamptz;
+    part_start timestamptz;
+    part_end timestamptz;
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    if p_parts is null or p_part is null or p_part not between 0 and p_parts - 1 then
+        raise exception 'tsfleet: refresh part % of % is not a part', p_part, p_parts
+        using hint = 'Call it once per part: parts 0 to p_parts - 1.';
+    end if;
+    -- One part, or Community (its continuous aggregates refresh a range in one go): part 0
+    -- does what refresh_after_load(batch) does, the other parts nothing.
+    if p_parts = 1 or pg_catalog.current_setting('timescaledb.license', true) = 'timescale' then
+        if p_part = 0 then
+            call rollups.refresh_after_load(p_batch_id);
+        end if;
+        return;
+    end if;
+    select b.min_recorded_at, b.max_recorded_at + interval '1 microsecond'
+    into batch_start, batch_end
+    from ingest.batches as b
+    where b.batch_id = p_batch_id;
+    if batch_start is null or batch_end is null then
+        return;
+    end if;
+    -- Consecutive slices of the batch's range, cut at whole hours (the finest bucket): each
+    -- part rebuilds other hourly buckets; a daily bucket that two parts share is rebuilt by
+    -- both, one after the other (rebuild_rollup_table locks it), the second seeing both.
+    part_start := case when p_part = 0 then batch_start else public.time_bucket(
+        interval '1 hour', batch_start + (batch_end - batch_start) * p_part / p_parts
+    ) end;
+    part_end := case when p_part = p_parts - 1 then batch_end else public.time_bucket(
+        interval '1 hour', batch_start + (batch_end - batch_start) * (p_part + 1) / p_parts
+    ) end;
+    if part_start < batch_start then
+        part_start := batch_start;
+    end if;
+    if part_start < part_end then
+        call rollups.refresh_after_load(part_start, part_end, p_batch_id);
+    end if;
+end;
+$$;
+
+comment on procedure rollups.refresh_after_load (bigint, integer, integer) is
+'refresh_after_load(batch) shared by p_parts connections, each calling it with its own p_part '
+'(0 to p_parts - 1) at the same time: on Apache each part refreshes a slice of the batch''s '
+'time range (cut at whole hours); on Community part 0 refreshes it all and the others '
+'nothing. CALL in autocommit.';
+
+grant execute on procedure rollups.refresh_after_load(bigint, integer, integer) to tsfleet_ingest;

@@ -1,0 +1,64 @@
+"""The rollup refresh after a committed batch, shared by several connections when it is large.
+
+rollups.refresh_after_load(batch, part, parts) refreshes, on the Apache edition, one slice of
+the batch's time range, cut at whole hours (sql/functions/40_rollups_refresh.sql), so `parts`
+connections refresh one batch at once, each in its own transaction; the rebuild locks buckets,
+not whole rollups, so the slices run side by side. On Community part 0 refreshes it all and
+the others nothing. The data is committed already: a failed refresh is a warning, never an
+undo.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+# Below this many new rows a second connection costs more than it saves.
+PARALLEL_REFRESH_ROWS = 100_000
+PARTS_PROCEDURE = "rollups.refresh_after_load(bigint,integer,integer)"
+
+
+def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int,
+                  connect: Callable[[], psycopg.Connection] | None) -> float:
+    """Refresh the rollups for the batch's time range; the seconds it took. psycopg.Error if
+    any part failed (the parts that finished stay refreshed)."""
+    started = time.perf_counter()
+    installed = conn.execute(
+        "select to_regprocedure('rollups.refresh_after_load(bigint)') is not null,"
+        " to_regprocedure(%s) is not null", [PARTS_PROCEDURE]).fetchone()
+    if not installed or not installed[0]:
+        return 0.0
+    if parts < 2 or rows < PARALLEL_REFRESH_ROWS or connect is None or not installed[1]:
+        conn.execute("call rollups.refresh_after_load(%s)", [batch_id])
+        return time.perf_counter() - started
+    failures: list[BaseException] = []
+    left_over: list[int] = []  # parts whose connection could not be opened: done here
+
+    def other_part(part: int) -> None:
+        try:
+            other = connect()
+        except Exception:  # noqa: BLE001 - no connection left: this connection does it
+            left_over.append(part)
+            return
+        try:
+            with other:
+                other.execute("call rollups.refresh_after_load(%s, %s, %s)",
+                              [batch_id, part, parts])
+        except BaseException as exc:  # handed to the caller below
+            failures.append(exc)
+
+    helpers = [threading.Thread(target=other_part, args=(part,), daemon=True,
+                                name=f"tsfleet-refresh-{part}") for part in range(1, parts)]
+    for helper in helpers:
+        helper.start()
+    conn.execute("call rollups.refresh_after_load(%s, %s, %s)", [batch_id, 0, parts])
+    for helper in helpers:
+        helper.join()
+    for part in sorted(left_over):
+        conn.execute("call rollups.refresh_after_load(%s, %s, %s)", [batch_id, part, parts])
+    if failures:
+        raise failures[0]
+    return time.perf_counter() - started
