@@ -202,7 +202,8 @@ begin
         while bucket < range_end loop
             perform pg_catalog.pg_advisory_xact_lock(
                 pg_catalog.hashtext('tsfleet rollup bucket ' || def.rollup_name),
-                (extract(epoch from bucket) / 60)::integer
+                -- Minutes since 1970, folded into integer's range (a shared key only waits).
+                ((extract(epoch from bucket) / 60)::bigint % 2147483647)::integer
             );
             bucket := bucket + def.bucket_width;
         end loop;
