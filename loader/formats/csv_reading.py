@@ -13,12 +13,6 @@ from typing import BinaryIO, TextIO
 
 from loader.formats.records import FormatError
 
-# Characters per RawChunk (bounded memory). Small enough that each C-level pass over a chunk
-# (split, set, float) holds the GIL for about a millisecond: the writer thread, which needs it
-# between the socket writes of a COPY, then waits that long rather than 10 ms or more (COPYs
-# of the same rows took half again as long). Column parsers merge chunks into larger blocks.
-CHUNK_BYTES = 512 << 10
-
 
 @dataclass
 class RawChunk:
@@ -87,13 +81,11 @@ class CsvFile:
         if not produced:
             raise FormatError(self.name, 2, None, "the file has a header but no data rows")
 
-    def chunks(self, size_hint: int | None = None, first: int | None = None,
-               ) -> Iterator[RawChunk]:
-        """The data lines in chunks of about `size_hint` characters (CHUNK_BYTES by default;
-        the first one `first`, if given: a small first chunk gets the database going sooner),
-        for parsers that work a column at a time; rows_of() reads a chunk that is not plain.
-        A chunk is read as one string and cut after its last line feed (no object per line)."""
-        size_hint = size_hint or CHUNK_BYTES
+    def chunks(self, size_hint: int, first: int | None = None) -> Iterator[RawChunk]:
+        """The data lines in chunks of about `size_hint` characters (the first one `first`, if
+        given: a small first chunk gets the database going sooner), for parsers that work a
+        column at a time; rows_of() reads a chunk that is not plain. A chunk is read as one
+        string and cut after its last line feed (no object per line); its size bounds memory."""
         size = first or size_hint
         handle = self._handle
         first_line = self._reader.line_num + 1
