@@ -169,3 +169,18 @@ def test_a_reload_of_the_same_rows_counts_every_row_a_duplicate(
     assert counts(load(db_url, path, "--chunk-rows", "5", "--force")) == (
         "committed", 12, 0, 12, 0, 0)
     assert scalar(conn, "select count(*) from telemetry.readings") == 12
+
+
+def test_qualities_of_different_lengths_are_copied_exactly(conn: psycopg.Connection) -> None:
+    """The fast path lays rows out as fixed-size records: rows whose quality has another
+    length are encoded as a group of their own, and each row keeps its own quality."""
+    qualities = [None, "bad", "suspect", "good", "bad", None, "ünknown"]
+    chunk = [Reading(n + 1, f"2026-01-26T00:{n:02d}:00+00:00", "d1", "power_w", float(n), q)
+             for n, q in enumerate(qualities)]
+    ids = KeyIds()
+    with conn.transaction():
+        batch_id = scalar(conn, "select ingest.begin_batch('t', 't', null)")
+        with conn.cursor() as cur:
+            assert copy_chunk(cur, batch_id, "default", chunk, ids)
+    assert [(r[3], r[4]) for r in readings(conn)] == [
+        (float(n), q or "good") for n, q in enumerate(qualities)]

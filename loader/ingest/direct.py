@@ -75,10 +75,8 @@ class KeyIds:
             self.metrics.clear()
             self.ranged.clear()
             new_metrics = list(metric_names)
-        rows = cur.execute(
-            "select key_kind, key_name, key_id, valid_min, valid_max"
-            " from ingest.resolve_keys(%s, %s, %s)",
-            [tenant_key, new_devices, new_metrics]).fetchall()
+        rows = cur.execute("select * from ingest.resolve_keys(%s, %s, %s)",
+                           [tenant_key, sorted(new_devices), sorted(new_metrics)]).fetchall()
         for kind, name, key_id, valid_min, valid_max in rows:
             if kind == "device":
                 self.devices[name] = key_id
@@ -219,9 +217,9 @@ def encode(block: ReadingBlock, batch_id: int, ids: KeyIds, times: np.ndarray) -
         quality_codes = qualities.codes
     sizes = np.array([len(label) for label in labels])
     bodies = []
-    for size in sorted(set(sizes.tolist())):
-        rows = slice(None) if len(set(sizes.tolist())) == 1 else (
-            sizes[quality_codes] == size)
+    distinct_sizes = sorted(set(sizes.tolist()))
+    for size in distinct_sizes:
+        rows = slice(None) if len(distinct_sizes) == 1 else sizes[quality_codes] == size
         record = np.empty(len(times[rows]), dtype=_row_type(size))
         record["fields"] = 6
         record["recorded_at_size"] = record["value_size"] = record["batch_id_size"] = 8
