@@ -872,3 +872,6 @@ $$;
 
 comment on function _tsfleet.alert_clock(timestamptz) is
 'An evaluation time as the tsfleet.alerts_now setting holds it (UTC, microseconds).';
+
+grant execute on function _tsfleet.alert_clock(timestamptz)
+to tsfleet_ingest, tsfleet_analyst, tsfleet_grafana;
