@@ -156,7 +156,7 @@ begin
                 ) * p_step;
             end loop;
             if st in ('cancelled', 'resolved') then
-                st := null;
+                st := null; st_started := null; st_fired := null; st_cleared := null;
             end if;
         end if;
 
