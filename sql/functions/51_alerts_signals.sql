@@ -21,7 +21,7 @@
 
 -- The series a threshold-family rule covers, with its thresholds resolved per kind.
 create or replace function _tsfleet.threshold_targets(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_device_key text default null
 )
 returns table (
@@ -108,13 +108,13 @@ where
 end;
 $$;
 
-comment on function _tsfleet.threshold_targets(integer [], text) is
+comment on function _tsfleet.threshold_targets(integer[], text) is
 'The (rule, device, metric) series of threshold, low_battery and temperature_range rules, '
 'with firing and clear thresholds below and above, and the lookback.';
 
 -- Threshold family: threshold (above/below), low_battery (below), temperature_range (both).
 create or replace function _tsfleet.threshold_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_from timestamptz,
     p_to timestamptz,
     p_step interval,
@@ -344,7 +344,7 @@ end;
 $$;
 
 comment on function _tsfleet.threshold_signals(
-    integer [], timestamptz, timestamptz, interval, timestamptz, text
+    integer[], timestamptz, timestamptz, interval, timestamptz, text
 ) is
 'Threshold, low_battery and temperature_range conditions at every step from p_from to p_to: '
 'each step sees its window of readings (since the previous step; since p_since for the first) '
@@ -355,7 +355,7 @@ comment on function _tsfleet.threshold_signals(
 -- interval_multiple x the device's nominal interval. A device with no reading at or before t
 -- within ignore_after (default 30 days) is not judged: it is new or retired.
 create or replace function _tsfleet.stale_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_from timestamptz,
     p_to timestamptz,
     p_step interval,
@@ -494,14 +494,14 @@ end;
 $$;
 
 comment on function _tsfleet.stale_signals(
-    integer [], timestamptz, timestamptz, interval, text
+    integer[], timestamptz, timestamptz, interval, text
 ) is
 'Stale-device conditions at every step from p_from to p_to: devices with no reading in '
 '(step - stale_after, step]; value is the seconds since the newest reading at or before it.';
 
 -- The devices a stale_device rule covers, with their silence limits.
 create or replace function _tsfleet.stale_targets(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_device_key text default null
 )
 returns table (
@@ -544,7 +544,7 @@ begin
 end;
 $$;
 
-comment on function _tsfleet.stale_targets(integer [], text) is
+comment on function _tsfleet.stale_targets(integer[], text) is
 'The devices of stale_device rules with stale_after (at least interval_multiple nominal '
 'intervals) and ignore_after (default 30 days).';
 
@@ -555,7 +555,7 @@ comment on function _tsfleet.stale_targets(integer [], text) is
 -- from rollups.device_metrics_hourly (complete hours only, so never a reading after t).
 -- Devices without a nominal interval are not judged.
 create or replace function _tsfleet.completeness_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_from timestamptz,
     p_to timestamptz,
     p_step interval,
@@ -693,7 +693,7 @@ end;
 $$;
 
 comment on function _tsfleet.completeness_signals(
-    integer [], timestamptz, timestamptz, interval, text
+    integer[], timestamptz, timestamptz, interval, text
 ) is
 'Poor-completeness conditions at every step from p_from to p_to: series whose last complete '
 'hour before the step holds less than the threshold percent of expected readings (empty '
@@ -701,7 +701,7 @@ comment on function _tsfleet.completeness_signals(
 
 -- The devices of poor_completeness rules, with thresholds and the expect window.
 create or replace function _tsfleet.completeness_targets(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_device_key text default null
 )
 returns table (
@@ -744,7 +744,7 @@ begin
 end;
 $$;
 
-comment on function _tsfleet.completeness_targets(integer [], text) is
+comment on function _tsfleet.completeness_targets(integer[], text) is
 'The devices (with a nominal interval) of poor_completeness rules, with thresholds and the '
 'window in which a series that delivered anything is expected to deliver.';
 
@@ -756,7 +756,7 @@ comment on function _tsfleet.completeness_targets(integer [], text) is
 -- themselves, and returns only condition rows. It writes nothing but a transaction-local
 -- setting, which it restores.
 create or replace function _tsfleet.alert_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_from timestamptz,
     p_to timestamptz,
     p_step interval default interval '1 minute',
@@ -851,13 +851,13 @@ end;
 $$;
 
 comment on function _tsfleet.alert_signals(
-    integer [], timestamptz, timestamptz, interval, timestamptz, text
+    integer[], timestamptz, timestamptz, interval, timestamptz, text
 ) is
 'Signals of the given rules at every step from p_from to p_to (p_since: where the first '
 'step''s window of readings starts; null for a first evaluation), optionally of one device.';
 
 grant execute on function _tsfleet.alert_signals(
-    integer [], timestamptz, timestamptz, interval, timestamptz, text
+    integer[], timestamptz, timestamptz, interval, timestamptz, text
 ) to tsfleet_ingest, tsfleet_analyst, tsfleet_grafana;
 
 -- The text form of an evaluation time that alerts.evaluation_time() reads back.

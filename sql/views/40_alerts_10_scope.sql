@@ -1,8 +1,8 @@
 -- Which rule applies to which device or asset at alerts.evaluation_time(), enabled or not
 -- (callers choose the rules: evaluate the enabled ones, backtest any). Private: the signals
--- (sql/functions/51_alerts_signals.sql, 40_alerts_20_*_signal*.sql) read these. Within one condition kind,
--- severity, metric and variant (params per), the most specific matching rule wins for a
--- target: device > asset > device_type > asset_type > tenant > all.
+-- (sql/functions/51_alerts_signals.sql, 40_alerts_20_*signal*.sql) read these. Within one
+-- condition kind, severity, metric and variant (params per), the most specific matching rule
+-- wins for a target: device > asset > device_type > asset_type > tenant > all.
 -- Couples with: alerts.rules (scope_kind values), docs/alerts.md (scope precedence), the
 -- default metric of each condition view (repeated in the partition below).
 

@@ -59,7 +59,7 @@ recent_means as materialized (
     inner join rollups.device_metrics_hourly as h
         on
             h.bucket_start >= w.hour_end - w.trailing_window
-            and h.bucket_start < w.hour_end
+            and w.hour_end > h.bucket_start
     group by w.trailing_window, w.baseline_offset, h.device_id, h.metric_id
 ),
 

@@ -102,8 +102,10 @@ comment on column _tsfleet.signal_quality_anomalies.subject is 'Device key.';
 comment on column _tsfleet.signal_quality_anomalies.metric is 'Metric name.';
 comment on column _tsfleet.signal_quality_anomalies.tenant is 'Tenant key.';
 comment on column _tsfleet.signal_quality_anomalies.fires is 'The firing threshold is crossed.';
-comment on column _tsfleet.signal_quality_anomalies.holds is 'The clear threshold is crossed (an open alert holds).';
-comment on column _tsfleet.signal_quality_anomalies.value is 'Non-good readings in the recent window.';
+comment on column _tsfleet.signal_quality_anomalies.holds is
+'The clear threshold is crossed (an open alert holds).';
+comment on column _tsfleet.signal_quality_anomalies.value is
+'Non-good readings in the recent window.';
 comment on column _tsfleet.signal_quality_anomalies.is_low is 'Always false: more flags are worse.';
 
 
@@ -192,7 +194,8 @@ comment on column _tsfleet.signal_high_volume.subject is 'Device key, or * fleet
 comment on column _tsfleet.signal_high_volume.metric is 'Always *.';
 comment on column _tsfleet.signal_high_volume.tenant is 'Tenant key.';
 comment on column _tsfleet.signal_high_volume.fires is 'The firing threshold is crossed.';
-comment on column _tsfleet.signal_high_volume.holds is 'The clear threshold is crossed (an open alert holds).';
+comment on column _tsfleet.signal_high_volume.holds is
+'The clear threshold is crossed (an open alert holds).';
 comment on column _tsfleet.signal_high_volume.value is 'Readings per minute.';
 comment on column _tsfleet.signal_high_volume.is_low is 'Always false: more readings are worse.';
 
@@ -206,7 +209,8 @@ clock as materialized (
 ),
 
 health_metric as materialized (
-    select m.metric_id from telemetry.metrics as m where m.metric_name = 'health_score'
+    select m.metric_id from telemetry.metrics as m
+    where m.metric_name = 'health_score'
 ),
 
 rules as (
@@ -270,7 +274,7 @@ comment on column _tsfleet.signal_low_asset_health.subject is 'Asset key.';
 comment on column _tsfleet.signal_low_asset_health.metric is 'Always health_score.';
 comment on column _tsfleet.signal_low_asset_health.tenant is 'Tenant key.';
 comment on column _tsfleet.signal_low_asset_health.fires is 'The firing threshold is crossed.';
-comment on column _tsfleet.signal_low_asset_health.holds is 'The clear threshold is crossed (an open alert holds).';
+comment on column _tsfleet.signal_low_asset_health.holds is
+'The clear threshold is crossed (an open alert holds).';
 comment on column _tsfleet.signal_low_asset_health.value is 'Health score (0..100).';
 comment on column _tsfleet.signal_low_asset_health.is_low is 'Always true: a lower score is worse.';
-
