@@ -153,8 +153,18 @@ begin
     end if;
     window_end := p_from + last_step * p_step;
 
-    select max(t.lookback) into max_lookback
-    from _tsfleet.threshold_targets(p_rule_ids, p_device_key) as t;
+    select
+        max(coalesce(
+            (r.params ->> 'lookback')::interval,
+            case r.condition_kind
+                when 'temperature_range' then interval '2 hours' else interval '1 hour'
+            end
+        ))
+    into max_lookback
+    from alerts.rules as r
+    where
+        r.rule_id = any(p_rule_ids)
+        and r.condition_kind in ('threshold', 'low_battery', 'temperature_range');
     if max_lookback is null then
         return;
     end if;
@@ -387,8 +397,10 @@ declare
     window_end timestamptz := p_from + last_step * p_step;
     max_ignore interval;
 begin
-    select max(t.ignore_after) into max_ignore
-    from _tsfleet.stale_targets(p_rule_ids, p_device_key) as t;
+    select max(coalesce((r.params ->> 'ignore_after')::interval, interval '30 days'))
+    into max_ignore
+    from alerts.rules as r
+    where r.rule_id = any(p_rule_ids) and r.condition_kind = 'stale_device';
     if max_ignore is null then
         return;
     end if;
@@ -551,7 +563,7 @@ comment on function _tsfleet.stale_targets(integer[], text) is
 -- Poor completeness: at step t, a series delivered less than `threshold` percent of its
 -- expected readings (1 hour / the device's nominal interval) in the last complete hour
 -- before t. An hour without any reading counts as 0 %: a series is expected while it has
--- delivered anything in the `expect_window` (default 24 hours) up to that hour. Counts come
+-- delivered anything in the `expect_window` (default 6 hours) up to that hour. Counts come
 -- from rollups.device_metrics_hourly (complete hours only, so never a reading after t).
 -- Devices without a nominal interval are not judged.
 create or replace function _tsfleet.completeness_signals(
@@ -588,8 +600,10 @@ declare
     - interval '1 hour';
     max_expect interval;
 begin
-    select max(t.expect_window) into max_expect
-    from _tsfleet.completeness_targets(p_rule_ids, p_device_key) as t;
+    select max(coalesce((r.params ->> 'expect_window')::interval, interval '6 hours'))
+    into max_expect
+    from alerts.rules as r
+    where r.rule_id = any(p_rule_ids) and r.condition_kind = 'poor_completeness';
     if max_expect is null then
         return;
     end if;
@@ -623,27 +637,49 @@ begin
         from counted as c
     ),
 
-    hours as (
+    -- The hours to judge, interleaved with the hours that have data (data first within an
+    -- hour): one ordered pass gives each judged hour its count and the newest data hour.
+    marks as (
+        select
+            c.rule_id,
+            c.device_id,
+            c.metric_id,
+            c.bucket_start as hour_start,
+            c.reading_count,
+            false as is_judged
+        from counted as c
+        union all
         select
             s.rule_id,
             s.device_id,
             s.metric_id,
             g.hour_start,
-            coalesce(c.reading_count, 0) as reading_count,
-            max(c.bucket_start) over (
-                partition by s.rule_id, s.device_id, s.metric_id order by g.hour_start
-                rows between unbounded preceding and current row
-            ) as last_data_hour
+            null,
+            true
         from series as s
-        cross join
-            generate_series(first_hour - max_expect, last_hour, interval '1 hour')
-                as g (hour_start)
-        left join counted as c
-            on
-                s.rule_id = c.rule_id
-                and s.device_id = c.device_id
-                and s.metric_id = c.metric_id
-                and g.hour_start = c.bucket_start
+        cross join generate_series(first_hour, last_hour, interval '1 hour') as g (hour_start)
+    ),
+
+    hours as (
+        select
+            m.rule_id,
+            m.device_id,
+            m.metric_id,
+            m.hour_start,
+            m.is_judged,
+            case
+                when lag(m.hour_start) over series_time = m.hour_start
+                    then lag(m.reading_count) over series_time
+                else 0
+            end as reading_count,
+            max(m.hour_start) filter (where not m.is_judged) over (
+                series_time rows between unbounded preceding and current row
+            ) as last_data_hour
+        from marks as m
+        window series_time as (
+            partition by m.rule_id, m.device_id, m.metric_id
+            order by m.hour_start, m.is_judged
+        )
     ),
 
     judged as (
@@ -664,7 +700,7 @@ begin
         inner join targets as t on h.rule_id = t.rule_id and h.device_id = t.device_id
         inner join telemetry.metrics as m on h.metric_id = m.metric_id
         where
-            h.hour_start >= first_hour
+            h.is_judged
             and h.last_data_hour >= h.hour_start - t.expect_window
     ),
 
@@ -731,7 +767,7 @@ begin
             (rd.params ->> 'clear_threshold')::double precision,
             (rd.params ->> 'threshold')::double precision
         ),
-        coalesce((rd.params ->> 'expect_window')::interval, interval '24 hours')
+        coalesce((rd.params ->> 'expect_window')::interval, interval '6 hours')
     from _tsfleet.alert_rule_devices as rd
     where
         rd.rule_id = any(completeness_targets.p_rule_ids)
@@ -749,8 +785,8 @@ comment on function _tsfleet.completeness_targets(integer[], text) is
 'window in which a series that delivered anything is expected to deliver.';
 
 -- Every condition kind's signals, with the label that names the subject. The set-based
--- kinds answer all steps at once; the kinds judged by views (_tsfleet.signal_*) are read
--- once per step with alerts.evaluation_time() set to the step.
+-- kinds answer all steps at once; the others are judged once per step
+-- (51_alerts_window_signals.sql, _tsfleet.signal_low_asset_health).
 -- security definer: Grafana and analysts read the alerts.condition_* views, which evaluate
 -- through this function; it reads readings, rollups and assets that those roles may not read
 -- themselves, and returns only condition rows. It writes nothing but a transaction-local
@@ -787,6 +823,7 @@ declare
     last_step bigint;
     view_rule_ids integer [];
     k bigint;
+    step_now timestamptz;
 begin
     if p_step <= interval '0' then
         raise exception 'the evaluation step must be positive, not %', p_step
@@ -822,27 +859,31 @@ begin
         );
     if view_rule_ids is not null then
         for k in 0..last_step loop
+            step_now := p_from + k * p_step;
             perform pg_catalog.set_config(
-                'tsfleet.alerts_now', _tsfleet.alert_clock(p_from + k * p_step), true
+                'tsfleet.alerts_now', _tsfleet.alert_clock(step_now), true
             );
             return query
             with
             signals as (
-                select v.*, 'device' as subject_label from _tsfleet.signal_humidity_drift as v
+                select v.*, 'device' as subject_label
+                from _tsfleet.humidity_drift_signals(view_rule_ids, step_now, p_device_key) as v
                 union all
-                select v.*, 'device' from _tsfleet.signal_quality_anomalies as v
+                select v.*, 'device'
+                from _tsfleet.quality_anomalies_signals(view_rule_ids, step_now, p_device_key)
+                    as v
                 union all
-                select v.*, 'device' from _tsfleet.signal_high_volume as v
+                select v.*, 'device'
+                from _tsfleet.high_volume_signals(view_rule_ids, step_now, p_device_key) as v
                 union all
                 select v.*, 'asset' from _tsfleet.signal_low_asset_health as v
+                where v.rule_id = any(view_rule_ids)
             )
 
-            select s.rule_id, p_from + k * p_step, s.subject_label, s.subject, s.metric,
+            select s.rule_id, step_now, s.subject_label, s.subject, s.metric,
                 s.tenant, s.fires, s.holds, s.value, s.is_low
             from signals as s
-            where
-                s.rule_id = any(view_rule_ids)
-                and (p_device_key is null or s.subject = p_device_key);
+            where p_device_key is null or s.subject = p_device_key;
         end loop;
     end if;
 
