@@ -141,8 +141,14 @@ class Runner:
             self._refresh(conn)
         if self.stopping:
             return stats
-        rows = conn.execute("select rule, transition, labels, value from alerts.evaluate(%s)",
-                            [self.clock()]).fetchall()
+        try:
+            rows = conn.execute(
+                "select rule, transition, labels, value from alerts.evaluate(%s)",
+                [self.clock()]).fetchall()
+        except psycopg.errors.InvalidParameterValue as exc:
+            # Another runner evaluated at a later time first: state never moves backwards.
+            self.log("evaluation_skipped", level="info", reason=exc.diag.message_primary)
+            rows = []
         stats.transitions = len(rows)
         for rule, transition, labels, value in rows:
             self.log("transition", rule=rule, transition=transition, labels=labels, value=value)
