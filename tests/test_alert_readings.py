@@ -274,3 +274,21 @@ def test_readings_after_t_never_change_evaluate_t(conn: psycopg.Connection, raw,
 def _dedupe(extra: list[tuple[datetime, float]], points: list[tuple[datetime, float]]):
     taken = {p[0] for p in points}
     return [p for p in extra if p[0] not in taken]
+
+
+def test_a_runner_behind_another_skips_its_evaluation(db_url: str) -> None:
+    from loader.alerts.runner import Runner, RunnerConfig
+    from loader.alerts.sinks import StdoutSink
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("select count(*) from alerts.evaluate(%s)", [T0])
+    logged: list[str] = []
+    config = RunnerConfig(database_url=db_url, sinks=[StdoutSink()], refresh=False)
+    runner = Runner(config, log=lambda event, **_fields: logged.append(event),
+                    clock=lambda: T0 - SECOND)
+    try:
+        stats = runner.cycle()
+    finally:
+        runner.close()
+    assert stats.transitions == 0
+    assert "evaluation_skipped" in logged

@@ -110,10 +110,10 @@ begin
                 for i in 1..2 loop
                     exit when st is null or st not in ('pending', 'firing')
                         or gap_at > last_step_at;
-                    select n.* into nxt from _tsfleet.alert_next(
+                    nxt := _tsfleet.alert_next(
                         st, st_started, st_fired, st_cleared, false, gap_at,
                         target.for_interval, target.keep_firing_for
-                    ) as n;
+                    );
                     st := nxt.state; st_started := nxt.started_at;
                     st_fired := nxt.fired_at; st_cleared := nxt.cleared_at;
                     if st = 'resolved' then
@@ -141,10 +141,10 @@ begin
             for i in 1..2 loop
                 exit when st is null or st not in ('pending', 'firing')
                     or gap_at >= signal.step_at;
-                select n.* into nxt from _tsfleet.alert_next(
+                nxt := _tsfleet.alert_next(
                     st, st_started, st_fired, st_cleared, false, gap_at,
                     target.for_interval, target.keep_firing_for
-                ) as n;
+                );
                 st := nxt.state; st_started := nxt.started_at;
                 st_fired := nxt.fired_at; st_cleared := nxt.cleared_at;
                 if st = 'resolved' then
@@ -173,10 +173,10 @@ begin
         else
             peak := greatest(peak, signal.value);
         end if;
-        select n.* into nxt from _tsfleet.alert_next(
+        nxt := _tsfleet.alert_next(
             st, st_started, st_fired, st_cleared, true, signal.step_at,
             target.for_interval, target.keep_firing_for
-        ) as n;
+        );
         st := nxt.state; st_started := nxt.started_at;
         st_fired := nxt.fired_at; st_cleared := nxt.cleared_at;
         last_seen := signal.step_at;
