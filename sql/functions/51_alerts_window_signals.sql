@@ -9,7 +9,7 @@
 -- has a nominal interval, else the last `window`. Reads only the small partial index of
 -- non-good readings (migration 0067), never the good ones.
 create or replace function _tsfleet.quality_anomalies_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_at timestamptz,
     p_device_key text default null
 )
@@ -132,14 +132,14 @@ begin
 end;
 $$;
 
-comment on function _tsfleet.quality_anomalies_signals(integer [], timestamptz, text) is
+comment on function _tsfleet.quality_anomalies_signals(integer[], timestamptz, text) is
 'quality_anomalies signals at p_at (see the note above the function): rule, subject, metric, tenant, '
 'fires, holds, value, is_low.';
 
 -- High volume: readings per minute over the trailing `window` above `threshold`, per device
 -- (params per = device) or summed over the rule's devices (per = fleet; device label *).
 create or replace function _tsfleet.high_volume_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_at timestamptz,
     p_device_key text default null
 )
@@ -253,7 +253,7 @@ begin
 end;
 $$;
 
-comment on function _tsfleet.high_volume_signals(integer [], timestamptz, text) is
+comment on function _tsfleet.high_volume_signals(integer[], timestamptz, text) is
 'high_volume signals at p_at (see the note above the function): rule, subject, metric, tenant, '
 'fires, holds, value, is_low.';
 
@@ -267,7 +267,7 @@ comment on function _tsfleet.high_volume_signals(integer [], timestamptz, text) 
 -- Couples with: rollups.device_metrics_hourly (bucket_start, device_id, metric_id, value_avg,
 -- reading_count), tests/test_alert_conditions.py.
 create or replace function _tsfleet.humidity_drift_signals(
-    p_rule_ids integer [],
+    p_rule_ids integer[],
     p_at timestamptz,
     p_device_key text default null
 )
@@ -418,6 +418,6 @@ begin
 end;
 $$;
 
-comment on function _tsfleet.humidity_drift_signals(integer [], timestamptz, text) is
+comment on function _tsfleet.humidity_drift_signals(integer[], timestamptz, text) is
 'humidity_drift signals at p_at (see the note above the function): rule, subject, metric, '
 'tenant, fires, holds, value, is_low.';
