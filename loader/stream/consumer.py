@@ -30,7 +30,6 @@ import contextlib
 import json
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -47,6 +46,7 @@ from loader.stream.outbox import OutboxPublisher
 from loader.stream.pipeline import (
     Ack,
     Action,
+    BatchPlan,
     DeadLetter,
     Delivery,
     Failure,
@@ -54,12 +54,8 @@ from loader.stream.pipeline import (
     Letter,
     Nak,
     Payload,
-    WriteAgain,
-    after_commit,
-    after_refusal,
     classify,
     exhausted_letter,
-    on_stop,
 )
 from loader.stream.refresh import RefreshFailed, RollupRefresher
 from loader.stream.retrying import Stopped, until_stopped
@@ -249,25 +245,22 @@ class Consumer:
         started = time.perf_counter()
         self.stats.messages_received += len(batch)
         self.stats.redelivered += sum(1 for d in batch if d.deliveries > 1)
-        pending: deque[tuple[Delivery, ...]] = deque([tuple(batch)])
-        while pending:
-            chunk = pending.popleft()
+        plan = BatchPlan(batch, self.settings.max_deliver)
+        while (chunk := plan.next_chunk()) is not None:
             try:
                 written = await self._database(chunk, self.db.write,
                                                [d.payload for d in chunk])
             except Stopped:
-                await self._carry_out(on_stop([chunk, *pending]))
+                await self._carry_out(plan.stopped(chunk))
                 break
             except Exception as exc:  # refused: classify() said it is about the data
-                actions = after_refusal(chunk, exc, self.settings.max_deliver)
+                actions = plan.refused(chunk, exc)
                 self._last_errors.note(actions)
             else:
                 self._count(written)
                 if self._after_commit is not None:
                     await self._after_commit(written, chunk)
-                actions = after_commit(chunk, written.poisoned)
-            pending.extendleft(reversed([a.chunk for a in actions
-                                         if isinstance(a, WriteAgain)]))
+                actions = plan.committed(chunk, written.poisoned)
             await self._carry_out(actions)
         self.stats.record_batch(time.perf_counter() - started)
 
@@ -429,7 +422,8 @@ class Consumer:
                     batch = await prefetch
                     self._held = []
                     if self.stop.is_set():
-                        await self._carry_out(on_stop([batch]))  # another worker's now
+                        for delivery in batch:  # not started: another worker's now
+                            await self._nak(delivery.handle)
                         batch = []
                     continue
                 await self._between_batches()

@@ -22,6 +22,7 @@ The rules:
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,35 @@ def after_refusal(chunk: Sequence[Delivery], error: BaseException,
 def on_stop(chunks: Sequence[Sequence[Delivery]]) -> list[Action]:
     """Shutdown with chunks not written: hand them back at once."""
     return [Nak(delivery) for chunk in chunks for delivery in chunk]
+
+
+class BatchPlan:
+    """The chunks of one micro-batch, in the order to write them: the whole batch, then the
+    halves of every refused chunk before anything after it. The I/O side asks for the next
+    chunk, writes it, and tells the outcome; the plan answers with the actions to carry out."""
+
+    def __init__(self, batch: Sequence[Delivery], max_deliver: int) -> None:
+        self.max_deliver = max_deliver
+        self._pending: deque[tuple[Delivery, ...]] = deque([tuple(batch)] if batch else [])
+
+    def next_chunk(self) -> tuple[Delivery, ...] | None:
+        return self._pending.popleft() if self._pending else None
+
+    def committed(self, chunk: Sequence[Delivery],
+                  poisoned: Mapping[int, Poisoned]) -> list[Action]:
+        return after_commit(chunk, poisoned)
+
+    def refused(self, chunk: Sequence[Delivery], error: BaseException) -> list[Action]:
+        actions = after_refusal(chunk, error, self.max_deliver)
+        self._pending.extendleft(reversed([a.chunk for a in actions
+                                           if isinstance(a, WriteAgain)]))
+        return [a for a in actions if not isinstance(a, WriteAgain)]
+
+    def stopped(self, chunk: Sequence[Delivery]) -> list[Action]:
+        """Shutdown while `chunk` waited for the database: it and the rest go back."""
+        actions = on_stop([chunk, *self._pending])
+        self._pending.clear()
+        return actions
 
 
 def exhausted_letter(sequence: int, deliveries: int, subject: str, data: bytes,
