@@ -31,16 +31,14 @@ import json
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
-import nats
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from loader.stream import jetstream
 from loader.stream.database import Database
 from loader.stream.deadletter import dead_letter_message
-from loader.stream.fetch import FetchFailed, Puller
+from loader.stream.fetch import FetchFailed
 from loader.stream.handover import Written
 from loader.stream.outbox import OutboxPublisher
 from loader.stream.pipeline import (
@@ -53,27 +51,17 @@ from loader.stream.pipeline import (
     LastErrors,
     Letter,
     Nak,
-    Payload,
     classify,
     exhausted_letter,
 )
-from loader.stream.refresh import RefreshFailed, RollupRefresher
+from loader.stream.refresh import BackgroundRefresh, RollupRefresher
 from loader.stream.retrying import Stopped, until_stopped
 from loader.stream.settings import ConsumerSettings
 from loader.stream.stats import ConsumerStats, log_event
-from loader.stream.streams import ensure_streams
 
 # Called after a chunk committed and before its acks: tests stop the consumer there.
 AfterCommit = Callable[[Written, Sequence[Delivery]], Awaitable[None]]
 FETCH_PAUSE_S = 0.5  # after a failed pull request, before the next
-
-
-def delivery_of(msg: Msg) -> Delivery:
-    """What the pipeline needs of a nats-py message (the message rides along to be acked)."""
-    metadata = msg.metadata
-    message_id = msg.headers.get("Nats-Msg-Id") if msg.headers else None
-    return Delivery(Payload(msg.subject, message_id, msg.data or b"", metadata.sequence.stream),
-                    metadata.num_delivered, msg)
 
 
 class Consumer:
@@ -84,18 +72,15 @@ class Consumer:
         self.stop = asyncio.Event()
         self.db = Database(settings)
         self._after_commit = after_commit
-        self._nc: Any = None
+        self._link: jetstream.Link | None = None
         self._js: Any = None
-        self._psub: Any = None
-        self._puller: Puller | None = None
         self._publisher: OutboxPublisher | None = None
         self._events_dirty = True
-        self._closing = False
         self._held: list[Msg] = []
         self._exhausted: list[dict[str, Any]] = []
         self._last_errors = LastErrors()
-        self._refresher = RollupRefresher(settings.database_url, settings.refresh_interval_s)
-        self._refreshing: asyncio.Task | None = None
+        self._refresh = BackgroundRefresh(
+            RollupRefresher(settings.database_url, settings.refresh_interval_s), self.stats)
 
     # --- the database, retried ------------------------------------------------------------
 
@@ -135,65 +120,17 @@ class Consumer:
 
     # --- NATS -------------------------------------------------------------------------------
 
-    def _nats_retry(self, event: str) -> Callable[[BaseException, int, float], None]:
-        def on_retry(error: BaseException, attempt: int, wait_s: float) -> None:
-            log_event(event, level="warning", attempt=attempt, retry_in_s=wait_s,
-                      error=repr(error))
-        return on_retry
-
-    async def _connect_nats(self) -> None:
-        async def disconnected() -> None:
-            if not self._closing:
-                self.stats.nats_disconnects += 1
-                log_event("nats_disconnected", level="warning")
-
-        async def reconnected() -> None:
-            url = self._nc.connected_url
-            log_event("nats_reconnected", server=str(url.netloc if url else ""))
-
-        async def error(exc: Exception) -> None:
-            log_event("nats_error", level="warning", error=repr(exc))
-
-        def any_error(exc: BaseException) -> bool:
-            return isinstance(exc, Exception)
-
-        self._nc = await until_stopped(self.stop, any_error, self._nats_retry(
-            "nats_unavailable"))(
-            nats.connect, servers=list(self.settings.servers), name="tsfleet-consume",
-            max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=3,
-            disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
-        self._js = self._nc.jetstream(timeout=5)
-        await until_stopped(self.stop, any_error, self._nats_retry("jetstream_unavailable"))(
-            self._subscribe)
+    async def _connect(self) -> None:
+        self._link = await jetstream.connect(self.settings, self.stop, self.stats,
+                                             self._on_max_deliveries)
+        self._js = self._link.js
         if self.settings.events_subject:
             self._publisher = OutboxPublisher(self._js, self.settings.database_url)
-        # JetStream gives up on a message after max_deliver deliveries without an ack (a
-        # worker died on each of them); its advisory sends that message down the dead-letter
-        # path too, instead of leaving it behind silently.
-        await self._nc.subscribe(
-            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.settings.stream}"
-            f".{self.settings.durable}", cb=self._on_max_deliveries)
         s = self.settings
         log_event("consumer_started", servers=list(s.servers), stream=s.stream,
                   subject=s.subject, durable=s.durable, batch=s.batch_size,
                   max_deliver=s.max_deliver, ack_wait_s=s.ack_wait_s,
                   events_subject=s.events_subject)
-
-    async def _subscribe(self) -> None:
-        s = self.settings
-        if s.create_streams:
-            await ensure_streams(self._js, s)
-        self._psub = await self._js.pull_subscribe(
-            s.subject, durable=s.durable, stream=s.stream,
-            config=ConsumerConfig(
-                durable_name=s.durable, ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL, max_deliver=s.max_deliver,
-                ack_wait=s.ack_wait_s, filter_subject=s.subject,
-                max_ack_pending=max(20_000, 4 * s.batch_size),
-            ),
-        )
-        self._puller = Puller(self._nc, s.stream, s.durable)
-        await self._puller.start()
 
     async def _on_max_deliveries(self, advisory: Msg) -> None:
         try:
@@ -219,22 +156,23 @@ class Consumer:
                 stored.data or b"", self._last_errors.pop(sequence))])
 
     async def _fetch(self) -> list[Delivery]:
-        assert self._puller is not None
+        assert self._link is not None
         try:
-            msgs = await self._puller.fetch(self.settings.batch_size, self.settings.max_wait_s)
+            msgs = await self._link.puller.fetch(self.settings.batch_size, self.settings.max_wait_s)
         except FetchFailed as exc:  # the consumer cannot serve requests right now
             log_event("fetch_failed", level="warning", error=str(exc))
         except Exception as exc:  # disconnected, reconnecting, JetStream restarting ...
             log_event("fetch_failed", level="warning", error=repr(exc))
         else:
-            return [delivery_of(msg) for msg in msgs]
+            return [jetstream.delivery_of(msg) for msg in msgs]
         with contextlib.suppress(asyncio.TimeoutError):  # a pause, unless stopping
             await asyncio.wait_for(self.stop.wait(), FETCH_PAUSE_S)
         return []
 
     async def _drained(self) -> bool:
         try:
-            info = await self._psub.consumer_info()
+            assert self._link is not None
+            info = await self._link.psub.consumer_info()
         except Exception:
             return False
         return info.num_pending == 0 and info.num_ack_pending == 0 and not self._events_dirty
@@ -275,7 +213,7 @@ class Consumer:
         self.stats.readings_inserted += counts.readings_inserted
         self.stats.events_enqueued += counts.events_enqueued
         self._events_dirty = self._events_dirty or counts.events_enqueued > 0
-        self._refresher.note(counts.first_recorded_at, counts.last_recorded_at)
+        self._refresh.refresher.note(counts.first_recorded_at, counts.last_recorded_at)
 
     async def _carry_out(self, actions: Sequence[Action]) -> None:
         letters = []
@@ -346,42 +284,6 @@ class Consumer:
         except Exception as exc:
             log_event("events_publish_deferred", level="warning", error=repr(exc))
 
-    # --- rollups ----------------------------------------------------------------------------
-
-    def _maybe_refresh(self) -> None:
-        """Start a refresh of the accumulated range when the interval has passed (in the
-        background, on its own connection: the next batches keep flowing meanwhile)."""
-        if self._refreshing is None and self._refresher.due():
-            self._refreshing = asyncio.create_task(self._refresh())
-
-    async def _refresh(self) -> None:
-        try:
-            started = time.perf_counter()
-            ranges = self._refresher.take()
-            try:
-                await asyncio.to_thread(self._refresher.refresh, ranges)
-            except RefreshFailed as exc:
-                self._refresher.put_back(exc.remaining)
-                self.stats.rollup_refresh_failures += 1
-                log_event("rollups_refresh_failed", level="warning", error=str(exc).strip(),
-                          pending_ranges=_iso(self._refresher.pending.ranges),
-                          hint="data is committed; retried at the next interval, or run "
-                               "`tsfleet refresh --start S --end E` for the ranges")
-                return
-            self.stats.rollup_refreshes += 1
-            log_event("rollups_refreshed", ranges=_iso(ranges),
-                      seconds=round(time.perf_counter() - started, 3))
-        finally:
-            self._refreshing = None
-
-    async def _final_refresh(self) -> None:
-        """At shutdown: wait for a refresh under way, then refresh what is left."""
-        if self._refreshing is not None:
-            await asyncio.shield(self._refreshing)
-        if self._refresher.pending:
-            await self._refresh()
-        await asyncio.to_thread(self._refresher.close)
-
     # --- the loop ---------------------------------------------------------------------------
 
     async def _report(self) -> None:
@@ -398,13 +300,13 @@ class Consumer:
     async def _between_batches(self) -> None:
         await self._dead_letter_exhausted()
         await self._publish_events()
-        self._maybe_refresh()
+        self._refresh.start_when_due()
 
     async def run(self) -> ConsumerStats:
         reporter = asyncio.create_task(self._report())
         try:
             try:
-                await self._connect_nats()
+                await self._connect()
             except Stopped:
                 return self.stats
             await self._publish_events()  # what a previous run committed but did not publish
@@ -436,25 +338,20 @@ class Consumer:
         return self.stats
 
     async def _shutdown(self) -> None:
-        self._closing = True
-        if self._puller is not None:
-            for msg in self._puller.take_buffered():  # delivered, never started: hand back
+        if self._link is not None:
+            self._link.closing = True
+            for msg in self._link.puller.take_buffered():  # delivered, never started
                 await self._nak(msg)
-        if self._nc is not None:
             with contextlib.suppress(Exception):  # acks must reach the server before we go
-                await self._nc.flush(timeout=5)
+                await self._link.nc.flush(timeout=5)
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                await self._link.nc.close()
         if self._publisher is not None:
             await self._publisher.close()
         await asyncio.to_thread(self.db.close)
-        await self._final_refresh()
+        await self._refresh.finish()
         log_event("consumer_stopped", **self.stats.snapshot())
         self.stats.write_json(self.settings.stats_json)
-
-
-def _iso(ranges: Sequence[tuple[datetime, datetime]]) -> list[list[str]]:
-    return [[start.isoformat(), end.isoformat()] for start, end in ranges]
 
 
 async def run_consumer(settings: ConsumerSettings,
