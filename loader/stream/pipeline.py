@@ -106,12 +106,7 @@ class Letter:
     letter: DeadLetter
 
 
-@dataclass(frozen=True)
-class WriteAgain:
-    chunk: tuple[Delivery, ...]
-
-
-Action = Ack | Nak | Letter | WriteAgain
+Action = Ack | Nak | Letter
 
 
 @dataclass(frozen=True)
@@ -151,45 +146,12 @@ def classify(exc: BaseException) -> Failure:
     return Failure.REFUSED
 
 
-def after_commit(chunk: Sequence[Delivery],
-                 poisoned: Mapping[int, Poisoned]) -> list[Action]:
-    """A chunk committed: ack it, dead-letter what the write named poison (by sequence)."""
-    actions: list[Action] = []
-    for delivery in chunk:
-        poison = poisoned.get(delivery.payload.sequence)
-        if poison is None:
-            actions.append(Ack(delivery))
-        else:
-            actions.append(Letter(DeadLetter.of(delivery, poison.reason, poison.field)))
-    return actions
-
-
 def refused_reason(error: BaseException) -> str:
     return f"database refused the message: {str(error).strip()}"[:REASON_LIMIT]
 
 
 def nak_delay_s(deliveries: int) -> float:
     return min(NAK_DELAY_CAP_S, 0.5 * deliveries)
-
-
-def after_refusal(chunk: Sequence[Delivery], error: BaseException,
-                  max_deliver: int) -> list[Action]:
-    """The database refused the chunk: halves to write again (first half first), or for a
-    message alone a delayed nak, or the dead letter at its last delivery."""
-    if len(chunk) > 1:
-        middle = len(chunk) // 2
-        return [WriteAgain(tuple(chunk[:middle])), WriteAgain(tuple(chunk[middle:]))]
-    (delivery,) = chunk
-    reason = refused_reason(error)
-    if delivery.deliveries >= max_deliver:
-        return [Letter(DeadLetter.of(delivery, f"{reason} (after {delivery.deliveries} "
-                                               "deliveries)"))]
-    return [Nak(delivery, nak_delay_s(delivery.deliveries), reason)]
-
-
-def on_stop(chunks: Sequence[Sequence[Delivery]]) -> list[Action]:
-    """Shutdown with chunks not written: hand them back at once."""
-    return [Nak(delivery) for chunk in chunks for delivery in chunk]
 
 
 class BatchPlan:
@@ -206,17 +168,31 @@ class BatchPlan:
 
     def committed(self, chunk: Sequence[Delivery],
                   poisoned: Mapping[int, Poisoned]) -> list[Action]:
-        return after_commit(chunk, poisoned)
+        """Ack the chunk; dead-letter what the write named poison (by stream sequence)."""
+        actions: list[Action] = []
+        for delivery in chunk:
+            poison = poisoned.get(delivery.payload.sequence)
+            actions.append(Ack(delivery) if poison is None else
+                           Letter(DeadLetter.of(delivery, poison.reason, poison.field)))
+        return actions
 
     def refused(self, chunk: Sequence[Delivery], error: BaseException) -> list[Action]:
-        actions = after_refusal(chunk, error, self.max_deliver)
-        self._pending.extendleft(reversed([a.chunk for a in actions
-                                           if isinstance(a, WriteAgain)]))
-        return [a for a in actions if not isinstance(a, WriteAgain)]
+        """Write the halves next (first half first); a message alone is nak'ed with a delay,
+        or dead-lettered at its max_deliver-th delivery."""
+        if len(chunk) > 1:
+            middle = len(chunk) // 2
+            self._pending.extendleft([tuple(chunk[middle:]), tuple(chunk[:middle])])
+            return []
+        (delivery,) = chunk
+        reason = refused_reason(error)
+        if delivery.deliveries >= self.max_deliver:
+            return [Letter(DeadLetter.of(
+                delivery, f"{reason} (after {delivery.deliveries} deliveries)"))]
+        return [Nak(delivery, nak_delay_s(delivery.deliveries), reason)]
 
     def stopped(self, chunk: Sequence[Delivery]) -> list[Action]:
-        """Shutdown while `chunk` waited for the database: it and the rest go back."""
-        actions = on_stop([chunk, *self._pending])
+        """Shutdown while `chunk` waited for the database: it and the rest go back at once."""
+        actions: list[Action] = [Nak(d) for c in (chunk, *self._pending) for d in c]
         self._pending.clear()
         return actions
 
