@@ -119,19 +119,19 @@ def test_killing_the_stream_leader_while_two_consumers_drain_loses_and_doubles_n
     cluster: NatsCluster, db_url: str
 ) -> None:
     add_replicated_stream(cluster.urls)
-    before = fleet_messages(devices=20, steps=60, prefix="before")  # 1,200 messages
+    before = fleet_messages(devices=20, steps=100, prefix="before")  # 2,000 messages
     after = fleet_messages(devices=20, steps=20, prefix="after", start=T0 + timedelta(days=1))
     total = len(before) + len(after)
     publish_with_ids(cluster.urls, before)
     leader, replicas = stream_leader(cluster.urls)
     assert replicas == 3
 
-    options = ("--batch", "50", "--ack-wait", "3s")
+    options = ("--batch", "25", "--ack-wait", "3s")
     with running_consumer(cluster.servers, db_url, *options) as first, \
             running_consumer(cluster.servers, db_url, *options) as second:
         first.wait_for_event("consumer_started")
         second.wait_for_event("consumer_started")
-        wait_until(lambda: receipts(db_url) >= 200, what="the first batches")
+        wait_until(lambda: receipts(db_url) >= 100, what="the first batches", interval=0.05)
         assert receipts(db_url) < len(before), "drained before the kill: make the test bigger"
         cluster.node(leader).kill()
         alive = [node.url for node in cluster.nodes if node.name != leader]
