@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from loader.alerts.logs import JsonLog
 from loader.alerts.sinks import AlertmanagerSink, Notification, Sink, SinkError
 from loader.db import connect, redacted
+from loader.logs import EventLog
 
 REFRESH_PROCEDURE = "rollups.refresh(timestamptz,timestamptz)"
 
@@ -78,7 +78,7 @@ class Runner:
     def __init__(self, config: RunnerConfig, log: Callable[..., None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
-        self.log = log or JsonLog()
+        self.log = log or EventLog("alerts", component="alerts-runner")
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None

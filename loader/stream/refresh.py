@@ -12,14 +12,17 @@ committed and acked; the range is kept and retried at the next interval.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
 
 from loader.db import plain_url
 from loader.rollup_ranges import END_EXCLUSIVE, RangeSet
+from loader.stream.stats import ConsumerStats, log_event
 
 REFRESH_SQL = "call rollups.refresh_after_load(%s::timestamptz, %s::timestamptz)"
 
@@ -85,3 +88,51 @@ class RollupRefresher:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+
+class BackgroundRefresh:
+    """Runs the refresher off the event loop when it is due, one refresh at a time, counting
+    and logging each; `finish()` at shutdown refreshes what is left."""
+
+    def __init__(self, refresher: RollupRefresher, stats: ConsumerStats) -> None:
+        self.refresher = refresher
+        self.stats = stats
+        self._running: asyncio.Task | None = None
+
+    def start_when_due(self) -> None:
+        """Start a refresh of the accumulated ranges when the interval has passed (in the
+        background, on its own connection: the next batches keep flowing meanwhile)."""
+        if self._running is None and self.refresher.due():
+            self._running = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            started = time.perf_counter()
+            ranges = self.refresher.take()
+            try:
+                await asyncio.to_thread(self.refresher.refresh, ranges)
+            except RefreshFailed as exc:
+                self.refresher.put_back(exc.remaining)
+                self.stats.rollup_refresh_failures += 1
+                log_event("rollups_refresh_failed", level="warning", error=str(exc).strip(),
+                          pending_ranges=_iso(self.refresher.pending.ranges),
+                          hint="data is committed; retried at the next interval, or run "
+                               "`tsfleet refresh --start S --end E` for the ranges")
+                return
+            self.stats.rollup_refreshes += 1
+            log_event("rollups_refreshed", ranges=_iso(ranges),
+                      seconds=round(time.perf_counter() - started, 3))
+        finally:
+            self._running = None
+
+    async def finish(self) -> None:
+        """At shutdown: wait for a refresh under way, then refresh what is left."""
+        if self._running is not None:
+            await asyncio.shield(self._running)
+        if self.refresher.pending:
+            await self._refresh()
+        await asyncio.to_thread(self.refresher.close)
+
+
+def _iso(ranges: Sequence[tuple[datetime, datetime]]) -> list[list[str]]:
+    return [[start.isoformat(), end.isoformat()] for start, end in ranges]
