@@ -82,8 +82,28 @@ def server(harness_log) -> Iterator[Server]:
         assert row is not None
         if row[1] is None:
             pytest.exit(f"the test server at {url} has no TimescaleDB extension", returncode=3)
-        yield Server(url=url, license=row[0] or "apache", timescaledb_version=row[1],
+        license_name = row[0] or _license_where_installed(url)
+        yield Server(url=url, license=license_name, timescaledb_version=row[1],
                      postgres_version_num=row[2])
+
+
+def _license_where_installed(url: str) -> str:
+    """timescaledb.license as a database with the extension reports it: TimescaleDB 2.28
+    registers the setting only where the extension is loaded, not in the maintenance
+    database (2.19 does everywhere)."""
+    name = unique_name("tsfleet_probe")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(with_database(url, name), autocommit=True) as conn:
+            conn.execute("set client_min_messages = warning")
+            conn.execute("create extension if not exists timescaledb")
+            row = conn.execute("select current_setting('timescaledb.license', true)").fetchone()
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(name)))
+    return (row[0] if row else None) or "apache"
 
 
 def create_empty_database(server: Server, dbname: str) -> str:
