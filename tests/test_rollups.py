@@ -293,14 +293,16 @@ def test_whole_refresh_keeps_rollups_of_raw_data_dropped_by_retention(
 ) -> None:
     device = add_device(conn, "dev-1")
     metric = add_metric(conn, "temperature_c")
-    insert_series(conn, device, metric, day("2026-01-01"), day("2026-01-03"), "1 hour")
+    # Either side of a chunk boundary (7-day chunks from Thursday 2026-01-08).
+    insert_series(conn, device, metric, day("2026-01-07"), day("2026-01-09"), "1 hour")
     refresh(conn)
-    conn.execute("select public.drop_chunks('telemetry.readings',"
-                 " older_than => '2026-01-02'::timestamptz)")
-    insert_reading(conn, device, metric, day("2026-01-02") + timedelta(hours=5, minutes=30), 50.0)
+    dropped = conn.execute("select public.drop_chunks('telemetry.readings',"
+                           " older_than => '2026-01-08'::timestamptz)").fetchall()
+    assert len(dropped) == 1
+    insert_reading(conn, device, metric, day("2026-01-08") + timedelta(hours=5, minutes=30), 50.0)
     refresh(conn)
-    assert daily_row(conn, device, metric, day("2026-01-01"))[4] == 24
-    assert daily_row(conn, device, metric, day("2026-01-02"))[1] == 50.0
+    assert daily_row(conn, device, metric, day("2026-01-07"))[4] == 24
+    assert daily_row(conn, device, metric, day("2026-01-08"))[1] == 50.0
 
 
 def test_raw_retention_is_kept_by_default_and_must_outlive_refresh_windows(
