@@ -133,8 +133,8 @@ end;
 $$;
 
 comment on function _tsfleet.quality_anomalies_signals(integer[], timestamptz, text) is
-'quality_anomalies signals at p_at (see the note above the function): rule, subject, metric, tenant, '
-'fires, holds, value, is_low.';
+'quality_anomalies signals at p_at (see the note above the function): rule, subject, metric, '
+'tenant, fires, holds, value, is_low.';
 
 -- High volume: readings per minute over the trailing `window` above `threshold`, per device
 -- (params per = device) or summed over the rule's devices (per = fleet; device label *).
