@@ -250,6 +250,8 @@ def test_live_stepping_equals_backtest(conn: psycopg.Connection, raw, rule, for_
 def test_readings_after_t_never_change_evaluate_t(conn: psycopg.Connection, raw, later, rule,
                                                    cut) -> None:
     at = T0 + cut * SECOND
+    community = conn.execute(
+        "select current_setting('timescaledb.license', true) = 'timescale'").fetchone()[0]
     points = [p for p in _points(raw) if p[0] <= at]
     future = [(at + (offset % 7200 + 1) * SECOND, value) for offset, value in later]
     outcomes = []
@@ -260,7 +262,8 @@ def test_readings_after_t_never_change_evaluate_t(conn: psycopg.Connection, raw,
                             sorted(dict(points + _dedupe(extra, points)).items()))
             _threshold_rule(conn, rule, timedelta(0), timedelta(0))
             conn.execute("update alerts.rules set is_enabled = true")  # every kind
-            refresh_rollups(conn)
+            if not community:  # a continuous aggregate cannot refresh inside a transaction
+                refresh_rollups(conn)
             first = conn.execute(
                 "select rule, transition, labels, value from alerts.evaluate(%s)"
                 " order by 1, 3::text", [at - timedelta(minutes=7)]).fetchall()

@@ -214,7 +214,9 @@ def test_sigterm_stops_the_runner_cleanly(db_url: str) -> None:
             process.kill()
     events += [json.loads(line)["event"] for line in err.splitlines()]
     assert process.returncode == 0
-    assert events[-2:] == ["stopping", "stopped"]
+    # The signal may land mid-cycle: that cycle finishes (and logs) before the runner stops.
+    assert events[-1] == "stopped"
+    assert "stopping" in events[events.index("cycle") + 1:]
 
 
 def test_a_database_restart_loses_no_transition_and_duplicates_no_notification() -> None:
