@@ -25,6 +25,9 @@ comment on function _tsfleet.label_matches(text, jsonb) is
 'Whether one label value (NULL: the label is missing, matched as '''') satisfies one '
 'Alertmanager matcher; regular expressions are anchored at both ends.';
 
+grant execute on function _tsfleet.label_matches(text, jsonb)
+to tsfleet_ingest, tsfleet_analyst, tsfleet_grafana;
+
 create or replace function _tsfleet.silence_matchers(matchers jsonb)
 returns jsonb
 language plpgsql
@@ -94,6 +97,8 @@ $$;
 comment on function _tsfleet.silence_matchers(jsonb) is
 'Validate silence matchers and return them in Alertmanager''s JSON shape (a pre-0075 '
 '{"label": "value"} object becomes equality matchers); raises with a hint when invalid.';
+
+grant execute on function _tsfleet.silence_matchers(jsonb) to tsfleet_ingest;
 
 create or replace function alerts.matching_silence(labels jsonb, at timestamptz)
 returns bigint

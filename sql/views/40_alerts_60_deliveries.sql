@@ -63,3 +63,41 @@ comment on column alerts.delivery_status.superseded_at is 'When it was supersede
 comment on column alerts.delivery_status.labels is 'Labels of the notification.';
 
 grant select on alerts.delivery_status to tsfleet_analyst, tsfleet_grafana, tsfleet_ingest;
+
+-- What the runner re-sends to Alertmanager every --resend-interval (as Prometheus re-sends
+-- its firing alerts): the newest firing or repeat payload of every firing episode that no
+-- silence mutes now. Couples with: loader/alerts/runner.py (_resend_firing).
+create or replace view alerts.firing_payloads as
+with
+newest as (
+    select distinct on (n.episode_id)
+        n.episode_id,
+        n.notification_id,
+        n.payload,
+        n.silence_id
+    from alerts.notifications as n
+    inner join alerts.episodes as e on n.episode_id = e.episode_id
+    where e.state = 'firing' and n.transition in ('firing', 'repeat')
+    order by n.episode_id asc, n.notification_id desc
+),
+
+final as (
+    select
+        nw.episode_id,
+        nw.notification_id,
+        nw.payload
+    from newest as nw
+    where
+        nw.silence_id is null
+        and alerts.matching_silence(nw.payload -> 'labels', now()) is null
+)
+
+select * from final;
+
+comment on view alerts.firing_payloads is
+'Newest notification payload of every firing, unsilenced episode (re-sent to Alertmanager).';
+comment on column alerts.firing_payloads.episode_id is 'Alert episode.';
+comment on column alerts.firing_payloads.notification_id is 'Its newest firing/repeat.';
+comment on column alerts.firing_payloads.payload is 'The notification payload.';
+
+grant select on alerts.firing_payloads to tsfleet_analyst, tsfleet_ingest;
