@@ -4,6 +4,7 @@ silences made with amtool, two runners, and the compose stack's configuration.""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
@@ -235,3 +236,19 @@ def test_the_compose_alertmanager_config_is_valid_for_amtool(
 def test_fingerprint_of_no_labels_is_fnv1a_offset_basis() -> None:
     # prometheus/common: an empty label set's fingerprint is FNV-1a 64's offset basis.
     assert fingerprint({}) == "cbf29ce484222325"
+
+
+def test_the_compose_stack_runs_alertmanager_and_the_runner_posts_to_it() -> None:
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    am = services["alertmanager"]
+    assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", am["image"])
+    assert all(port.startswith("127.0.0.1:") for port in am["ports"])
+    mounted = [v.split(":")[0] for v in am["volumes"]]
+    assert "./alertmanager/alertmanager.yml" in mounted
+    assert (REPO / "alertmanager" / "alertmanager.yml").exists()
+    runner_command = " ".join(services["alert-runner"]["command"])
+    assert "--alertmanager http://alertmanager:9093" in runner_command
+    assert services["alert-runner"]["depends_on"]["alertmanager"]["condition"] == (
+        "service_healthy")
