@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
@@ -177,3 +177,29 @@ def test_unquoted_matchers_parse_like_amtool() -> None:
     assert parse_matcher("device = gh-01") == m("device", "gh-01")
     with pytest.raises(ValueError, match=re.escape("LABEL!=VALUE")):
         parse_matcher("=x")
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+regex_parts = st.sampled_from(["a", "b", "-", ".", ".*", "a+", "b?", "[ab]", "[^a]", "(a|b)",
+                               "|", "x{1,2}", "\\d", "gh-", "(gh|lab)-0[0-9]"])
+patterns = st.lists(regex_parts, max_size=5).map("".join).filter(_compiles)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pattern=patterns, value=st.text("abx-gh0l19", max_size=7), equal=st.booleans())
+def test_regex_matchers_agree_with_a_reference_of_alertmanagers_anchored_match(
+    conn: psycopg.Connection, pattern: str, value: str, equal: bool,
+) -> None:
+    # Alertmanager (Go RE2) matches ^(?:pattern)$; Python's fullmatch is the reference here.
+    expected = (re.fullmatch(f"(?:{pattern})", value) is not None) == equal
+    got = conn.execute("select _tsfleet.label_matches(%s, %s)",
+                       [value, Jsonb(m("device", pattern, regex=True, equal=equal))]).fetchone()
+    assert got[0] is expected
