@@ -74,8 +74,9 @@ alerts.add_command(silences)
 @click.option("--external-url", default="", metavar="URL",
               help="externalURL of Alertmanager-format webhooks (where people see alerts).")
 @click.option("--generator-url", default="", metavar="TEMPLATE",
-              help="generatorURL of each alert; {episode_id}, {rule} and {alertname} are "
-                   "filled in, e.g. http://grafana:3000/d/tsfleet-fleet?var-episode={episode_id}.")
+              help="generatorURL of each alert (a link back to where it is seen); "
+                   "{episode_id}, {rule} and {alertname} are filled in, e.g. "
+                   "http://localhost:3000/d/tsfleet-fleet.")
 @click.option("--alertmanager", "alertmanagers", multiple=True, metavar="URL",
               help="Alertmanager base URL, e.g. http://alertmanager:9093 (repeatable).")
 @click.option("--resend-interval", type=DURATION, default="1m", show_default=True,
