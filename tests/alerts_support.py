@@ -148,40 +148,56 @@ def notifications(conn: psycopg.Connection) -> list[tuple[str, str]]:
 
 
 class Receiver:
-    """A real local HTTP server that records JSON POSTs; it can fail the first N requests."""
+    """A real local HTTP server that records JSON POSTs; it can fail the first N requests,
+    take `delay_s` per answer, or answer each body with `answer(body) -> (status, text)`.
+    Every request is counted in `received`; only 2xx bodies are kept in posts()."""
 
-    def __init__(self, fail_first: int = 0, status_on_failure: int = 503) -> None:
+    def __init__(self, fail_first: int = 0, status_on_failure: int = 503,
+                 delay_s: float = 0.0, answer=None) -> None:
         import http.server
         import json
         import threading
+        import time
 
         self.bodies: list[tuple[str, object]] = []
+        self.received: list[object] = []
         self.failures_left = fail_first
         self.failed = 0
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"null")
+                if delay_s:
+                    time.sleep(delay_s)
+                status, text = 200, b"{}"
                 with receiver.lock:
+                    receiver.received.append(body)
                     if receiver.failures_left > 0:
                         receiver.failures_left -= 1
+                        status, text = status_on_failure, b""
+                    elif answer is not None:
+                        status, reply = answer(body)
+                        text = reply.encode()
+                    if status >= 300:
                         receiver.failed += 1
-                        self.send_response(status_on_failure)
-                        self.end_headers()
-                        return
-                    receiver.bodies.append((self.path, body))
-                self.send_response(200)
+                    else:
+                        receiver.bodies.append((self.path, body))
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(text)
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

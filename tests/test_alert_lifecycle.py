@@ -210,8 +210,8 @@ def test_the_ingest_role_can_evaluate_and_deliver(battery: psycopg.Connection) -
                             ).fetchall() == [("firing",)]
         conn.execute("select alerts.register_sink('ops', 'webhook')")
         conn.execute("update alerts.sinks set first_notification_id = 1, enqueued_through = 0")
-        claimed = conn.execute("select notification_id from alerts.claim_deliveries('ops', 'r')"
-                               ).fetchall()
+        claimed = conn.execute("select notification_id, lease_token"
+                               " from alerts.claim_deliveries('ops', 'r')").fetchall()
         assert len(claimed) == 1
-        assert conn.execute("select alerts.record_delivery('ops', %s, 'r', true)",
-                            [claimed[0][0]]).fetchone() == (True,)
+        assert conn.execute("select alerts.record_delivery('ops', %s, %s, 'delivered')",
+                            claimed[0]).fetchone() == ("delivered",)

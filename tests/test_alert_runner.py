@@ -94,7 +94,9 @@ def test_a_failing_webhook_is_retried_until_it_recovers(db_url: str,
     assert row == (3, True)
 
 
-def test_retry_delays_grow_exponentially_up_to_the_maximum(conn: psycopg.Connection) -> None:
+def test_retry_delays_grow_exponentially_up_to_the_maximum_with_jitter(
+    conn: psycopg.Connection,
+) -> None:
     battery_rule(conn)
     reading(conn, "bat-1", SOC, T0, 10)
     refresh_rollups(conn)
@@ -102,19 +104,21 @@ def test_retry_delays_grow_exponentially_up_to_the_maximum(conn: psycopg.Connect
     conn.execute("select alerts.register_sink('s', 'webhook')")
     conn.execute("update alerts.sinks set first_notification_id = 1, enqueued_through = 0")
     delays = []
-    for _ in range(5):
-        claimed = conn.execute("select count(*) from alerts.claim_deliveries('s', 'r1')"
-                               ).fetchone()[0]
-        assert claimed == 1
-        conn.execute("select alerts.record_delivery('s', n.notification_id, 'r1', false, 'x',"
-                     " interval '10 seconds', interval '60 seconds')"
-                     " from alerts.notifications as n")
+    for _ in range(6):
+        [(token,)] = conn.execute("select lease_token from alerts.claim_deliveries('s', 'r1')"
+                                  ).fetchall()
+        assert conn.execute(
+            "select alerts.record_delivery('s', n.notification_id, %s, 'retry', 503, 'x',"
+            " null, interval '10 seconds', interval '60 seconds', interval '1 day')"
+            " from alerts.notifications as n", [token]).fetchone() == ("retrying",)
         delays.append(conn.execute(
-            "select round(extract(epoch from next_attempt_at - clock_timestamp()) / 10)"
+            "select extract(epoch from next_attempt_at - clock_timestamp())"
             " from alerts.deliveries").fetchone()[0])
         conn.execute("update alerts.deliveries set next_attempt_at = clock_timestamp()"
                      " - interval '1 second'")
-    assert [int(d) for d in delays] == [1, 2, 4, 6, 6]
+    # Equal jitter: each delay lies in [half, all] of 10 s x 2^(attempt-1), at most 60 s.
+    for delay, full in zip(delays, [10, 20, 40, 60, 60, 60], strict=True):
+        assert full / 2 - 0.5 <= float(delay) <= full + 0.5, (delays, full)
 
 
 def test_alertmanager_gets_v2_alerts_and_firing_ones_are_resent(

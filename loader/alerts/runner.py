@@ -1,11 +1,21 @@
 """The polling runner: each cycle refreshes what the edition needs, calls alerts.evaluate(),
 then delivers the notification outbox to every sink.
 
-Delivery is at-least-once and, in normal operation, exactly once per transition: the SQL side
-leases due deliveries to one runner (SKIP LOCKED + lease, so two runners never send the same
-one) and marks a delivery done only after the sink confirmed it. A sink's answer that could not
-be recorded because the database went away is kept in memory and recorded first after the
-reconnect, so a restart of the database neither loses nor repeats a notification.
+Delivery is at-least-once and, in normal operation, exactly once per transition. The SQL side
+(sql/functions/54_alerts_delivery.sql) leases due deliveries to one runner under a lease token
+(SKIP LOCKED + lease). While sending a batch, the runner renews the lease whenever a third of
+it has passed, and sends a notification only while its claim still holds it; since one send
+takes at most the HTTP timeout, which must be under a third of the lease, no lease runs out
+while its holder is still sending, so a slow receiver never makes a second runner send the
+same notification. The outcome is recorded with the token (a stale claim cannot record). A
+sink's answer that could not be recorded because the database went away is kept in memory and
+recorded first after the reconnect, so a restart of the database neither loses nor repeats a
+notification.
+
+A step that waits too long for a lock (lock_timeout: a concurrent rollup refresh, another
+runner's evaluation) or is cancelled is skipped for this cycle with its own log event
+(refresh_skipped, evaluation_skipped, delivery_skipped); only a lost connection is
+`database_unavailable`, and then the runner reconnects with jittered exponential backoff.
 """
 
 from __future__ import annotations
@@ -22,7 +32,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
+from psycopg import errors
 from psycopg.rows import dict_row
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from loader.alerts.sinks import AlertmanagerSink, Notification, Sink, SinkError
 from loader.db import connect, redacted
@@ -30,13 +48,10 @@ from loader.logs import EventLog
 
 REFRESH_PROCEDURE = "rollups.refresh(timestamptz,timestamptz)"
 
-FIRING_PAYLOADS_SQL = """
-select distinct on (n.episode_id) n.payload
-from alerts.notifications as n
-inner join alerts.episodes as e on n.episode_id = e.episode_id
-where e.state = 'firing' and n.transition in ('firing', 'repeat') and n.silence_id is null
-order by n.episode_id, n.notification_id desc
-"""
+# A step that hit one of these is skipped for this cycle; the connection stays usable.
+SKIPPABLE_ERRORS: tuple[type[psycopg.Error], ...] = (
+    errors.LockNotAvailable, errors.QueryCanceled, errors.SerializationFailure,
+    errors.DeadlockDetected, errors.ObjectInUse)
 
 
 @dataclass
@@ -45,10 +60,15 @@ class RunnerConfig:
     sinks: Sequence[Sink]
     interval: timedelta = timedelta(seconds=10)
     batch_size: int = 100
+    # A claim's lease; renewed while sending. Must exceed 3 x every sink's HTTP timeout.
     lease: timedelta = timedelta(minutes=2)
     retry_base: timedelta = timedelta(seconds=1)
     retry_max: timedelta = timedelta(minutes=5)
+    # A retryable failure older than this (since the delivery was queued) is dead-lettered.
+    retry_max_age: timedelta = timedelta(hours=1)
     reconnect_max: timedelta = timedelta(seconds=30)
+    # How long a step waits for a lock before it is skipped for this cycle.
+    lock_timeout: timedelta = timedelta(seconds=5)
     refresh: bool = True
     # Per runner (its sinks): rules decide with send_resolved too; both must say yes.
     send_resolved: bool = True
@@ -58,20 +78,35 @@ class RunnerConfig:
     runner_id: str = field(default_factory=lambda: (
         f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"))
 
+    def __post_init__(self) -> None:
+        for sink in self.sinks:
+            timeout = getattr(sink, "timeout", None)
+            if timeout is not None and timedelta(seconds=3 * timeout) > self.lease:
+                raise ValueError(
+                    f"the delivery lease ({self.lease.total_seconds():g} s) must be at least "
+                    f"3 x the HTTP timeout of {sink.name} ({timeout:g} s), so that no lease "
+                    "runs out while a notification is being sent; raise --lease or lower "
+                    "--timeout")
+
 
 @dataclass
 class CycleStats:
     transitions: int = 0
     delivered: int = 0
     failed: int = 0
+    dead: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
 class _Answer:
     sink: str
     notification_id: int
-    ok: bool
-    error: str | None
+    lease_token: str | None
+    outcome: str  # delivered | retry | permanent
+    status: int | None = None
+    error: str | None = None
+    body: str | None = None
 
 
 class Runner:
@@ -103,33 +138,53 @@ class Runner:
                  database=redacted(self.config.database_url),
                  sinks=[s.name for s in self.config.sinks],
                  interval_s=self.config.interval.total_seconds())
-        backoff = 1.0
         try:
             while True:
                 started = time.monotonic()
                 try:
-                    stats = self.cycle()
-                    backoff = 1.0
-                    self.log("cycle", transitions=stats.transitions, delivered=stats.delivered,
-                             failed=stats.failed,
-                             duration_ms=round((time.monotonic() - started) * 1000, 1))
-                    if once:
-                        return 0 if stats.failed == 0 else 1
-                    wait = self.config.interval.total_seconds() - (time.monotonic() - started)
-                except psycopg.Error as exc:
-                    self._drop_connection()
-                    self.log("database_unavailable", level="warning",
-                             error=str(exc).strip().splitlines()[0] if str(exc) else repr(exc),
-                             retry_in_s=backoff, unrecorded=len(self._unrecorded))
-                    if once:
-                        return 1
-                    wait = backoff
-                    backoff = min(backoff * 2, self.config.reconnect_max.total_seconds())
+                    stats = self._cycle_reconnecting(once)
+                except psycopg.Error:  # with --once, or stopped while the database was away
+                    return 1 if once else 0
+                self.log("cycle", transitions=stats.transitions, delivered=stats.delivered,
+                         failed=stats.failed, dead=stats.dead, skipped=stats.skipped,
+                         duration_ms=round((time.monotonic() - started) * 1000, 1))
+                if once:
+                    return 0 if stats.failed == 0 and stats.dead == 0 else 1
+                wait = self.config.interval.total_seconds() - (time.monotonic() - started)
                 if self._stop.wait(max(wait, 0)):
                     return 0
         finally:
             self._drop_connection()
             self.log("stopped", unrecorded=len(self._unrecorded))
+
+    def _cycle_reconnecting(self, once: bool) -> CycleStats:
+        """One cycle; while the database is unavailable, reconnect with jittered backoff."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(psycopg.Error),
+            wait=wait_exponential_jitter(initial=1,
+                                         max=self.config.reconnect_max.total_seconds()),
+            stop=stop_after_attempt(1) if once else (lambda _state: self.stopping),
+            sleep=self._stop.wait,
+            after=lambda _state: self._drop_connection(),
+            before_sleep=self._database_unavailable,
+            reraise=True,
+        )
+        try:
+            return retrying(self.cycle)
+        except psycopg.Error as exc:
+            self._log_unavailable(exc, retry_in_s=None)
+            raise
+
+    def _database_unavailable(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        sleep = state.next_action.sleep if state.next_action else None
+        self._log_unavailable(exc, retry_in_s=round(sleep, 2) if sleep is not None else None)
+
+    def _log_unavailable(self, exc: BaseException | None, retry_in_s: float | None) -> None:
+        text = str(exc).strip() if exc else ""
+        self.log("database_unavailable", level="warning",
+                 error=text.splitlines()[0] if text else repr(exc),
+                 retry_in_s=retry_in_s, unrecorded=len(self._unrecorded))
 
     # -- one cycle ---------------------------------------------------------------------------
 
@@ -138,32 +193,51 @@ class Runner:
         stats = CycleStats()
         self._record_unrecorded(conn)
         if self.config.refresh:
-            self._refresh(conn)
+            self._step(stats, "refresh", lambda: self._refresh(conn))
         if self.stopping:
             return stats
+        self._step(stats, "evaluation", lambda: self._evaluate(conn, stats))
+        for sink in self.config.sinks:
+            if self.stopping:
+                break
+            self._step(stats, "delivery", lambda sink=sink: self._deliver(conn, sink, stats),
+                       sink=sink.name)
+            if isinstance(sink, AlertmanagerSink):
+                self._step(stats, "resend", lambda sink=sink: self._resend_firing(conn, sink),
+                           sink=sink.name)
+        return stats
+
+    def _step(self, stats: CycleStats, name: str, action: Callable[[], None],
+              **fields: object) -> None:
+        """Run one step; a lock timeout or cancellation skips it (logged), nothing else."""
+        try:
+            action()
+        except SKIPPABLE_ERRORS as exc:
+            stats.skipped.append(name)
+            self.log(f"{name}_skipped", level="warning", reason=type(exc).__name__,
+                     sqlstate=exc.sqlstate, error=str(exc).strip().splitlines()[0], **fields)
+
+    def _evaluate(self, conn: psycopg.Connection, stats: CycleStats) -> None:
         try:
             rows = conn.execute(
                 "select rule, transition, labels, value from alerts.evaluate(%s)",
                 [self.clock()]).fetchall()
-        except psycopg.errors.InvalidParameterValue as exc:
+        except errors.InvalidParameterValue as exc:
             # Another runner evaluated at a later time first: state never moves backwards.
-            self.log("evaluation_skipped", level="info", reason=exc.diag.message_primary)
-            rows = []
+            stats.skipped.append("evaluation")
+            self.log("evaluation_skipped", level="info", reason="evaluated_later",
+                     error=exc.diag.message_primary)
+            return
         stats.transitions = len(rows)
         for rule, transition, labels, value in rows:
             self.log("transition", rule=rule, transition=transition, labels=labels, value=value)
-        for sink in self.config.sinks:
-            if self.stopping:
-                break
-            self._deliver(conn, sink, stats)
-            if isinstance(sink, AlertmanagerSink):
-                self._resend_firing(conn, sink)
-        return stats
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.config.database_url, autocommit=True,
                                  connect_timeout=5)
+            lock_ms = max(int(self.config.lock_timeout.total_seconds() * 1000), 1)
+            self._conn.execute("select set_config('lock_timeout', %s, false)", [f"{lock_ms}ms"])
             self._registered = False
             self.log("connected", database=redacted(self.config.database_url))
         if not self._registered:
@@ -193,58 +267,84 @@ class Runner:
             now = self.clock()
             conn.execute("call rollups.refresh(%s, %s)",
                           [now - self.config.refresh_window, now + timedelta(seconds=1)])
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, *SKIPPABLE_ERRORS):
             raise
         except psycopg.Error as exc:  # a failed refresh must not stop alerting
             self.log("refresh_failed", level="warning", error=str(exc).strip())
 
     def _deliver(self, conn: psycopg.Connection, sink: Sink, stats: CycleStats) -> None:
+        lease = self.config.lease
         while not self.stopping:
+            claimed_at = time.monotonic()
             with conn.cursor(row_factory=dict_row) as cur:
                 claimed = cur.execute(
                     "select * from alerts.claim_deliveries(%s, %s, %s, %s)",
-                    [sink.name, self.config.runner_id, self.config.batch_size, self.config.lease],
+                    [sink.name, self.config.runner_id, self.config.batch_size, lease],
                 ).fetchall()
             if not claimed:
                 return
+            token = str(claimed[0]["lease_token"])
+            held = {row["notification_id"] for row in claimed}
             for row in claimed:
-                notification = Notification(**row)
+                if self.stopping:
+                    break
+                if time.monotonic() - claimed_at > lease.total_seconds() / 3:
+                    claimed_at = time.monotonic()
+                    held = {r[0] for r in conn.execute(
+                        "select alerts.renew_deliveries(%s, %s, %s)", [sink.name, token, lease])}
+                if row["notification_id"] not in held:
+                    self.log("lease_lost", level="warning", sink=sink.name,
+                             notification_id=row["notification_id"])
+                    continue
+                notification = Notification(**{**row, "lease_token": token})
                 answer = self._send(sink, notification)
-                if answer.ok:
-                    stats.delivered += 1
-                else:
-                    stats.failed += 1
                 self._unrecorded.append(answer)
-                self._record_unrecorded(conn)
+                self._record_unrecorded(conn, stats)
             if len(claimed) < self.config.batch_size:
                 return
 
     def _send(self, sink: Sink, notification: Notification) -> _Answer:
+        answer = _Answer(sink.name, notification.notification_id, notification.lease_token,
+                         "delivered")
         if notification.transition == "resolved" and not self.config.send_resolved:
             self.log("skipped_resolved", sink=sink.name,
                      notification_id=notification.notification_id)
-            return _Answer(sink.name, notification.notification_id, True, "not sent: resolved")
+            answer.error = "not sent: resolved"
+            return answer
         try:
             sink.send(notification)
         except SinkError as exc:
-            self.log("delivery_failed", level="warning", sink=sink.name,
-                     notification_id=notification.notification_id,
-                     attempts=notification.attempts, error=str(exc))
-            return _Answer(sink.name, notification.notification_id, False, str(exc))
-        self.log("delivered", sink=sink.name, notification_id=notification.notification_id,
-                 transition=notification.transition,
-                 alertname=notification.payload.get("labels", {}).get("alertname"),
-                 attempts=notification.attempts)
-        return _Answer(sink.name, notification.notification_id, True, None)
+            answer.outcome = "retry" if exc.retryable else "permanent"
+            answer.status, answer.error, answer.body = exc.status, str(exc), exc.body
+            return answer
+        return answer
 
-    def _record_unrecorded(self, conn: psycopg.Connection) -> None:
+    def _record_unrecorded(self, conn: psycopg.Connection, stats: CycleStats | None = None
+                           ) -> None:
+        cfg = self.config
         while self._unrecorded:
-            answer = self._unrecorded[0]
-            conn.execute(
-                "select alerts.record_delivery(%s, %s, %s, %s, %s, %s, %s)",
-                [answer.sink, answer.notification_id, self.config.runner_id, answer.ok,
-                 answer.error, self.config.retry_base, self.config.retry_max])
+            a = self._unrecorded[0]
+            row = conn.execute(
+                "select alerts.record_delivery(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [a.sink, a.notification_id, a.lease_token, a.outcome, a.status, a.error,
+                 a.body, cfg.retry_base, cfg.retry_max, cfg.retry_max_age]).fetchone()
             self._unrecorded.pop(0)
+            state = row[0] if row else None
+            fields: dict[str, Any] = {"sink": a.sink, "notification_id": a.notification_id}
+            if state is None:
+                self.log("outcome_fenced", level="warning", outcome=a.outcome, **fields)
+            elif state == "delivered":
+                self.log("delivered", **fields)
+            elif state == "dead":
+                self.log("dead_lettered", level="error", status=a.status, error=a.error,
+                         response=a.body, **fields)
+            else:
+                self.log("delivery_failed", level="warning", status=a.status, error=a.error,
+                         **fields)
+            if stats is not None:
+                stats.delivered += state == "delivered"
+                stats.failed += state == "retrying"
+                stats.dead += state == "dead"
 
     def _resend_firing(self, conn: psycopg.Connection, sink: AlertmanagerSink) -> None:
         now = time.monotonic()
@@ -252,7 +352,8 @@ class Runner:
         if last is not None and now - last < sink.resend_interval.total_seconds():
             return
         self._last_resend[sink.name] = now
-        payloads: list[dict[str, Any]] = [r[0] for r in conn.execute(FIRING_PAYLOADS_SQL)]
+        payloads: list[dict[str, Any]] = [
+            r[0] for r in conn.execute("select payload from alerts.firing_payloads")]
         try:
             sink.resend_firing(payloads)
         except SinkError as exc:

@@ -1,8 +1,10 @@
 """Notification sinks: stdout JSON lines, a JSON webhook, the Alertmanager v2 API.
 
 A sink's send() returns only when the receiver confirmed (HTTP 2xx, or the line was written);
-anything else raises SinkError, and the runner retries later with backoff. Standard library
-HTTP (urllib): one POST per notification needs nothing more.
+anything else raises SinkError, saying whether trying again can help (`retryable`): 408, 429,
+5xx, timeouts and refused connections can; any other 4xx is a permanent refusal, and the
+delivery is dead-lettered with the status and an excerpt of the answer. Standard library HTTP
+(urllib): one POST per notification needs nothing more.
 """
 
 from __future__ import annotations
@@ -13,14 +15,30 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from loader.alerts.alertmanager_format import api_alert, webhook_v4
+
 USER_AGENT = "tsfleet-alerts"
+RESPONSE_EXCERPT = 500
+RETRYABLE_4XX = (408, 429)
 
 
 class SinkError(RuntimeError):
-    """The sink did not confirm the notification."""
+    """The sink did not confirm the notification: why, the HTTP status and answer, if any."""
+
+    def __init__(self, message: str, status: int | None = None, body: str | None = None,
+                 retryable: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retryable = retryable
+
+
+def is_retryable(status: int | None) -> bool:
+    """No answer, 408, 429 or 5xx: try again later. Any other refusal is permanent."""
+    return status is None or status in RETRYABLE_4XX or status >= 500
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,7 @@ class Notification:
     transition: str
     payload: dict[str, Any]
     attempts: int = 1
+    lease_token: str | None = None
 
 
 class Sink(Protocol):
@@ -57,10 +76,16 @@ def post_json(url: str, body: object, timeout: float, headers: dict[str, str] | 
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        raise SinkError(f"POST {_redacted(url)} answered HTTP {exc.code}") from exc
+        try:
+            answer = exc.read(RESPONSE_EXCERPT).decode(errors="replace")
+        except OSError:
+            answer = ""
+        raise SinkError(f"POST {_redacted(url)} answered HTTP {exc.code}", status=exc.code,
+                        body=answer, retryable=is_retryable(exc.code)) from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise SinkError(f"POST {_redacted(url)} failed: {reason}") from exc
+        raise SinkError(f"POST {_redacted(url)} failed: {reason or type(exc).__name__}"
+                        ) from exc
 
 
 @dataclass
@@ -86,20 +111,35 @@ class StdoutSink:
 
 @dataclass
 class WebhookSink:
-    """POST the notification as JSON; any 2xx confirms it."""
+    """POST the notification as JSON; any 2xx confirms it.
+
+    format "tsfleet": tsfleet's own body (version 1, the notification payload);
+    "alertmanager": Alertmanager's webhook payload, version 4, so receivers written for
+    Alertmanager's webhooks take it unchanged.
+    """
 
     url: str
     timeout: float = 10.0
+    format: Literal["tsfleet", "alertmanager"] = "tsfleet"
+    external_url: str = ""
+    generator_url: str = ""
     kind: str = "webhook"
 
     @property
     def name(self) -> str:
-        return f"webhook {_redacted(self.url)}"
+        suffix = "" if self.format == "tsfleet" else f" ({self.format})"
+        return f"webhook {_redacted(self.url)}{suffix}"
+
+    def body(self, notification: Notification) -> dict[str, Any]:
+        if self.format == "alertmanager":
+            return webhook_v4(notification.payload, receiver="tsfleet",
+                              external_url=self.external_url,
+                              generator_template=self.generator_url)
+        return {"version": "1", "notification_id": notification.notification_id,
+                **notification.payload}
 
     def send(self, notification: Notification) -> None:
-        body = {"version": "1", "notification_id": notification.notification_id,
-                **notification.payload}
-        post_json(self.url, body, self.timeout,
+        post_json(self.url, self.body(notification), self.timeout,
                   {"Idempotency-Key": f"tsfleet-{notification.notification_id}"})
 
 
@@ -110,6 +150,7 @@ class AlertmanagerSink:
     Firing alerts carry endsAt = now + 4 x resend_interval and are re-sent every
     resend_interval (resend_firing), as Prometheus does, so Alertmanager keeps them active
     and resolves them by itself if tsfleet goes away; resolved alerts carry their real endsAt.
+    generator_url is a template ({episode_id}, {rule}, {alertname}) linking back to tsfleet.
     """
 
     url: str
@@ -128,18 +169,11 @@ class AlertmanagerSink:
 
     def alert(self, payload: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(timezone.utc)
-        labels = {k: str(v) for k, v in payload.get("labels", {}).items() if v is not None}
-        annotations = {k: str(v) for k, v in payload.get("annotations", {}).items()
-                       if v is not None}
-        alert: dict[str, Any] = {"labels": labels, "annotations": annotations,
-                                 "startsAt": payload.get("startsAt")}
         if payload.get("status") == "resolved":
-            alert["endsAt"] = payload.get("endsAt")
+            ends_at: datetime | str | None = payload.get("endsAt")
         else:
-            alert["endsAt"] = (now + 4 * self.resend_interval).isoformat()
-        if self.generator_url:
-            alert["generatorURL"] = self.generator_url
-        return alert
+            ends_at = now + 4 * self.resend_interval
+        return api_alert(payload, ends_at, self.generator_url)
 
     def send(self, notification: Notification) -> None:
         post_json(self.endpoint, [self.alert(notification.payload)], self.timeout)

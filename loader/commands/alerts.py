@@ -12,9 +12,12 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from loader.alerts.durations import parse_duration
+from loader.alerts.matchers import parse_matcher, render_matcher
 from loader.alerts.runner import Runner, RunnerConfig
 from loader.alerts.sinks import AlertmanagerSink, Sink, StdoutSink, WebhookSink
 from loader.commands.alert_backtest import backtest
+from loader.commands.alert_delivery import deliveries
+from loader.commands.alert_silences import silences
 from loader.db import connect, resolve_url
 from loader.options import database_url_option, json_option
 from loader.tables import render
@@ -56,6 +59,10 @@ def alerts() -> None:
     """
 
 
+alerts.add_command(deliveries)
+alerts.add_command(silences)
+
+
 @alerts.command()
 @database_url_option
 @click.option("--interval", type=DURATION, default="10s", show_default=True,
@@ -65,6 +72,16 @@ def alerts() -> None:
               help="Print notifications as JSON lines (default when no other sink is given).")
 @click.option("--webhook", "webhooks", multiple=True, metavar="URL",
               help="POST each notification as JSON to URL (repeatable).")
+@click.option("--webhook-format", type=click.Choice(["tsfleet", "alertmanager"]),
+              default="tsfleet", show_default=True,
+              help="Body of webhook POSTs: tsfleet's own, or Alertmanager's webhook payload "
+                   "(version 4) for receivers written for Alertmanager.")
+@click.option("--external-url", default="", metavar="URL",
+              help="externalURL of Alertmanager-format webhooks (where people see alerts).")
+@click.option("--generator-url", default="", metavar="TEMPLATE",
+              help="generatorURL of each alert (a link back to where it is seen); "
+                   "{episode_id}, {rule} and {alertname} are filled in, e.g. "
+                   "http://localhost:3000/d/tsfleet-fleet.")
 @click.option("--alertmanager", "alertmanagers", multiple=True, metavar="URL",
               help="Alertmanager base URL, e.g. http://alertmanager:9093 (repeatable).")
 @click.option("--resend-interval", type=DURATION, default="1m", show_default=True,
@@ -75,6 +92,13 @@ def alerts() -> None:
               help="First retry delay of a failed delivery (doubles each attempt).")
 @click.option("--retry-max", type=DURATION, default="5m", show_default=True,
               help="Longest retry delay.")
+@click.option("--retry-max-age", type=DURATION, default="1h", show_default=True,
+              help="Retry a failing delivery this long after it was queued, then give up "
+                   "(dead letter; see `tsfleet alerts deliveries --failed`).")
+@click.option("--lease", type=DURATION, default="2m", show_default=True,
+              help="Lease of a claimed batch, renewed while sending (at least 3 x --timeout).")
+@click.option("--lock-timeout", type=DURATION, default="5s", show_default=True,
+              help="A step waiting longer for a lock is skipped this cycle (logged).")
 @click.option("--no-resolved", is_flag=True,
               help="Do not send resolved notifications to these sinks (rules decide too).")
 @click.option("--refresh-window", type=DURATION, default="1h", show_default=True,
@@ -82,15 +106,18 @@ def alerts() -> None:
 @click.option("--no-refresh", is_flag=True,
               help="Do not call rollups.refresh() before evaluating.")
 def run(database_url: str | None, interval: timedelta, once: bool, use_stdout: bool | None,
-        webhooks: tuple[str, ...], alertmanagers: tuple[str, ...], resend_interval: timedelta,
+        webhooks: tuple[str, ...], webhook_format: str, external_url: str, generator_url: str,
+        alertmanagers: tuple[str, ...], resend_interval: timedelta,
         timeout: timedelta, retry_base: timedelta, retry_max: timedelta,
+        retry_max_age: timedelta, lease: timedelta, lock_timeout: timedelta,
         no_resolved: bool, refresh_window: timedelta, no_refresh: bool) -> None:
     """Evaluate alerts every --interval and deliver notifications to the sinks.
 
     Each cycle refreshes rollups when the edition needs it, calls alerts.evaluate(now()),
-    then delivers the outbox: at least once, marked delivered only after the sink confirmed,
-    failed deliveries retried with exponential backoff. Several runners may run at once; none
-    double-sends. Stops cleanly on SIGTERM or Ctrl-C. Logs JSON lines on stderr.
+    then delivers the outbox: at least once, marked delivered only after the sink confirmed;
+    408/429/5xx/timeouts retried with jittered exponential backoff up to --retry-max-age,
+    other 4xx dead-lettered at once. Several runners may run at once; none double-sends.
+    Stops cleanly on SIGTERM or Ctrl-C. Logs JSON lines on stderr.
 
     Example:
 
@@ -103,13 +130,21 @@ def run(database_url: str | None, interval: timedelta, once: bool, use_stdout: b
     if use_stdout or (use_stdout is None and not webhooks and not alertmanagers):
         sinks.append(StdoutSink())
     seconds = timeout.total_seconds()
-    sinks += [WebhookSink(u, timeout=seconds) for u in webhooks]
-    sinks += [AlertmanagerSink(u, timeout=seconds, resend_interval=resend_interval)
+    sinks += [WebhookSink(u, timeout=seconds, format=webhook_format,  # type: ignore[arg-type]
+                          external_url=external_url, generator_url=generator_url)
+              for u in webhooks]
+    sinks += [AlertmanagerSink(u, timeout=seconds, resend_interval=resend_interval,
+                               generator_url=generator_url)
               for u in alertmanagers]
-    runner = Runner(RunnerConfig(database_url=url, sinks=sinks, interval=interval,
-                                 retry_base=retry_base, retry_max=retry_max,
-                                 refresh=not no_refresh, refresh_window=refresh_window,
-                                 send_resolved=not no_resolved))
+    try:
+        config = RunnerConfig(database_url=url, sinks=sinks, interval=interval,
+                              retry_base=retry_base, retry_max=retry_max,
+                              retry_max_age=retry_max_age, lease=lease,
+                              lock_timeout=lock_timeout, refresh=not no_refresh,
+                              refresh_window=refresh_window, send_resolved=not no_resolved)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    runner = Runner(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda num, _frame: runner.stop(signal.Signals(num).name))
     code = runner.run(once=once)
@@ -265,8 +300,9 @@ def ack(database_url: str | None, episode_id: int, by: str, comment: str | None)
 
 @alerts.command()
 @database_url_option
-@click.option("--match", "matchers", multiple=True, required=True, metavar="LABEL=VALUE",
-              help="Label that must match (repeatable; all must match), e.g. device=gh-01.")
+@click.option("--match", "matchers", multiple=True, required=True, metavar="MATCHER",
+              help="LABEL=VALUE, LABEL!=VALUE, LABEL=~REGEX or LABEL!~REGEX (repeatable; all "
+                   "must match), e.g. device=gh-01 or rule=~'low_.*'.")
 @click.option("--for", "duration", type=DURATION, required=True, help="How long, e.g. 2h.")
 @click.option("--by", "by", required=True, help="Who silences.")
 @click.option("--comment", help="Why.")
@@ -274,25 +310,33 @@ def silence(database_url: str | None, matchers: tuple[str, ...], duration: timed
             comment: str | None) -> None:
     """Silence notifications of alerts whose labels match, starting now.
 
+    Matchers work as Alertmanager's: a missing label is the empty string, a regular
+    expression must match the whole value. `tsfleet alerts silences` lists them.
+
     Example:
 
-        tsfleet alerts silence --match device=gh-01 --for 2h --by bob --comment maintenance
+        tsfleet alerts silence --match device=gh-01 --match severity!=info --for 2h --by bob
     """
-    labels: dict[str, str] = {}
-    for item in matchers:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r} is not LABEL=VALUE", param_hint="--match")
-        labels[name] = value
+    try:
+        parsed = [parse_matcher(item) for item in matchers]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--match") from exc
     url = resolve_url(database_url)
     try:
         with connect(url, autocommit=True) as conn:
             row = conn.execute("select alerts.silence(%s, now() + %s, %s, %s)",
-                               [Jsonb(labels), duration, by, comment]).fetchone()
+                               [Jsonb(parsed), duration, by, comment]).fetchone()
+    except psycopg.errors.RaiseException as exc:
+        raise click.BadParameter(str(exc).strip().splitlines()[0],
+                                 param_hint="--match") from exc
+    except psycopg.errors.InvalidRegularExpression as exc:
+        raise click.BadParameter(f"invalid regular expression: {str(exc).strip()}",
+                                 param_hint="--match") from exc
     except psycopg.Error as exc:
         raise _fail("silencing", exc) from exc
     assert row is not None
-    click.echo(f"silence {row[0]} until now + {duration}: {json.dumps(labels)}")
+    click.echo(f"silence {row[0]} until now + {duration}: "
+               + ", ".join(render_matcher(m) for m in parsed))
 
 
 @alerts.command()

@@ -237,16 +237,7 @@ begin
             'endsAt', case when t.transition = 'resolved' then e.ended_at end,
             'evaluatedAt', evaluated_at
         ),
-        (
-            select s.silence_id
-            from alerts.silences as s
-            where
-                s.starts_at <= evaluated_at
-                and s.ends_at > evaluated_at
-                and lb.labels @> s.matchers
-            order by s.ends_at desc
-            limit 1
-        ),
+        alerts.matching_silence(lb.labels, evaluated_at),
         evaluated_at
     from pg_temp.alert_transitions as t
     inner join alerts.episodes as e on t.episode_id = e.episode_id

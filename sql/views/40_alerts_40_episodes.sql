@@ -29,13 +29,9 @@ final as (
         e.last_evaluated_at,
         ak.acknowledged_by,
         ak.acknowledged_at,
-        exists(
-            select from alerts.silences as s
-            where
-                s.starts_at <= now() and s.ends_at > now()
-                and (r.labels || e.labels || jsonb_build_object('alertname', r.rule_key))
-                @> s.matchers
-        ) as is_silenced,
+        alerts.matching_silence(
+            r.labels || e.labels || jsonb_build_object('alertname', r.rule_key), now()
+        ) is not null as is_silenced,
         e.labels
     from alerts.episodes as e
     inner join alerts.rules as r on e.rule_id = r.rule_id
