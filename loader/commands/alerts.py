@@ -59,6 +59,7 @@ def alerts() -> None:
     """
 
 
+alerts.add_command(backtest)
 alerts.add_command(deliveries)
 alerts.add_command(silences)
 
@@ -425,5 +426,3 @@ def grafana_login(database_url: str | None, user: str, password_env: str) -> Non
         raise _fail(f"creating login {user}", exc) from exc
     click.echo(f"login {user} can read the Grafana views (member of tsfleet_grafana)")
 
-
-alerts.add_command(backtest)
