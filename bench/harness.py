@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -81,3 +82,20 @@ def peak_rss_mb_of_children() -> float:
 def bench_server_url() -> str | None:
     url = os.environ.get("BENCH_DATABASE_URL")
     return plain_url(url) if url else None
+
+
+def timed_ms(action: Callable[[], object]) -> float:
+    """Wall-clock milliseconds of one call."""
+    start = time.perf_counter()
+    action()
+    return (time.perf_counter() - start) * 1000
+
+
+def interleaved_medians(runs: int, *actions: Callable[[], object]) -> list[float]:
+    """Median milliseconds of each action over `runs` rounds, taken in turn within each round so
+    that the machine's load (2 cores shared) hits every action alike."""
+    samples: list[list[float]] = [[] for _ in actions]
+    for _ in range(runs):
+        for box, action in zip(samples, actions, strict=True):
+            box.append(timed_ms(action))
+    return [statistics.median(box) for box in samples]
