@@ -12,8 +12,8 @@ RUNS = 5
 DAYS = 365
 
 # Every device reports two metrics once an hour, each device with a silence of 3 days somewhere
-# in the year and every tenth device (1, 11, ...) with a 2-day silence inside the last week (so quality.gaps
-# has rows both in its default window and in past ones).
+# in the year and every tenth device (1, 11, ...) with a 2-day silence inside the last week (so
+# quality.gaps has rows both in its default window and in past ones).
 SETUP_SQL = [
     """
 insert into telemetry.devices (tenant_id, device_key, device_type)

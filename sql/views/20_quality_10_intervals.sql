@@ -1,6 +1,6 @@
 -- Nominal reading interval per device and metric over a window [p_start, p_end): the device's
 -- nominal_interval when set, else learned. Also the newest reading time before p_end. Series
--- are those seen in the window (hourly rollup) or in its last recent_from_raw (raw readings).
+-- are those seen in the window's hours (hourly rollup) or its last recent_from_raw (raw).
 -- Never reads readings per series (telemetry.readings has no device-led index, by design:
 -- migration 0006): raw readings only by time range, the rest from the hourly rollup.
 --   recent:  readings of the window's last recent_from_raw (one time-range scan); the learned
@@ -55,8 +55,9 @@ begin
     end if;
     select p.* into params from quality.parameters as p;
     raw_from := greatest(p_start, p_end - params.recent_from_raw);
-    -- Hours that end by p_end: the rollup bucket of p_end's hour holds later readings too.
-    last_full_hour := pg_catalog.date_trunc('hour', p_end) - interval '1 hour';
+    -- Hours from p_start's to the last that ends by p_end (the bucket of p_end's hour holds
+    -- later readings too). Hours are UTC (time_bucket), whatever the session's time zone.
+    last_full_hour := public.time_bucket(interval '1 hour', p_end) - interval '1 hour';
 
     return query
     with
@@ -71,7 +72,7 @@ begin
             ) as bucket_spacing
         from rollups.device_metrics_hourly as h
         where
-            h.bucket_start >= p_start
+            h.bucket_start >= public.time_bucket(interval '1 hour', p_start)
             and h.bucket_start <= last_full_hour
             and h.reading_count > 0
     ),

@@ -35,8 +35,9 @@ set jit = off
 as $$
 #variable_conflict use_column
 declare
-    first_hour timestamptz := pg_catalog.date_trunc('hour', p_start);
-    end_hour timestamptz := pg_catalog.date_trunc('hour', p_end);
+    -- UTC hours (time_bucket), whatever the session's time zone (date_trunc would use it).
+    first_hour timestamptz := public.time_bucket(interval '1 hour', p_start);
+    end_hour timestamptz := public.time_bucket(interval '1 hour', p_end);
     raw_from timestamptz;
 begin
     if p_start is null or p_end is null or p_start >= p_end then
@@ -45,8 +46,8 @@ begin
     end if;
     raw_from := greatest(
         first_hour,
-        pg_catalog.date_trunc(
-            'hour', p_end - (select p.recent_from_raw from quality.parameters as p)
+        public.time_bucket(
+            interval '1 hour', p_end - (select p.recent_from_raw from quality.parameters as p)
         )
     );
 
@@ -91,7 +92,7 @@ begin
             e.metric_id,
             greatest(
                 first_hour,
-                least(pg_catalog.date_trunc('hour', d.created_at), min(c.hour_start))
+                least(public.time_bucket(interval '1 hour', d.created_at), min(c.hour_start))
             ) as expected_from
         from expectations as e
         inner join telemetry.devices as d on e.device_id = d.device_id

@@ -129,7 +129,7 @@ set jit = off
 as $$
 #variable_conflict use_column
 declare
-    since timestamptz := pg_catalog.date_trunc('minute', p_start);
+    since timestamptz := public.time_bucket(interval '1 minute', p_start);
 begin
     if p_start is null or p_end is null or p_start >= p_end then
         raise exception 'quality.event_rate_between: need p_start < p_end, got [%, %)',
