@@ -139,8 +139,10 @@ comment on function quality.completeness_between(timestamptz, timestamptz) is
 'the hour of p_start to the last hour ending by p_end). Hours without readings of an expected '
 'series are listed with received = 0. Reads only the window''s chunks; jit off.';
 
+-- tsfleet_ingest too: the alert runner's role evaluates alerts.condition_poor_completeness,
+-- which reads quality.completeness_hourly (a function in a view runs as the caller).
 grant execute on function quality.completeness_between(timestamptz, timestamptz)
-to tsfleet_analyst, tsfleet_grafana;
+to tsfleet_analyst, tsfleet_grafana, tsfleet_ingest;
 
 -- The last completeness_lookback up to now(): quality.completeness_between over that window.
 create or replace view quality.completeness_hourly as
