@@ -66,6 +66,9 @@ def main() -> None:
         export DATABASE_URL=postgresql://tsfleet@localhost:5432/tsfleet
         tsfleet migrate && tsfleet status
     """
+    from loader.logs import configure
+
+    configure()  # the consumer's and the runner's events: JSON lines on stderr
 
 
 def run() -> None:

@@ -1,7 +1,8 @@
-"""Time ranges of committed readings whose rollups are due, merged before they are refreshed.
+"""Time ranges of committed readings whose rollups are due, merged.
 
-Used by the stream consumer (loader/stream/refresh.py: every --refresh-interval) and by
-`tsfleet load` of several files (one refresh per merged range after the last file).
+Used by the stream consumer (loader/stream/refresh.py) to know that a refresh of the queue is
+due and to report what it covered; what to refresh is in the database's queue
+(_tsfleet.rollup_refresh_queue), filled by each batch's commit.
 """
 
 from __future__ import annotations

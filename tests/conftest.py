@@ -37,6 +37,7 @@ class Server:
     license: str
     timescaledb_version: str
     postgres_version_num: int
+    template_name: str  # created with the extension by the server fixture; see template_db
 
     @property
     def is_community(self) -> bool:
@@ -82,8 +83,30 @@ def server(harness_log) -> Iterator[Server]:
         assert row is not None
         if row[1] is None:
             pytest.exit(f"the test server at {url} has no TimescaleDB extension", returncode=3)
-        yield Server(url=url, license=row[0] or "apache", timescaledb_version=row[1],
-                     postgres_version_num=row[2])
+        # TimescaleDB 2.28 registers timescaledb.license only in a database with the
+        # extension, not in the maintenance database (2.19 everywhere): read it in the
+        # database that becomes the template, so no extra database is created and dropped.
+        template_name = unique_name("tsfleet_tpl")
+        template_url = _create_with_extension(url, template_name)
+        with psycopg.connect(template_url, autocommit=True) as conn:
+            setting = conn.execute(
+                "select current_setting('timescaledb.license', true)").fetchone()
+        license_name = (setting[0] if setting else None) or row[0] or "apache"
+        yield Server(url=url, license=license_name, timescaledb_version=row[1],
+                     postgres_version_num=row[2], template_name=template_name)
+        with psycopg.connect(url, autocommit=True) as conn:  # when template_db never ran
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(template_name)))
+
+
+def _create_with_extension(url: str, dbname: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    db_url = with_database(url, dbname)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("set client_min_messages = warning")
+        conn.execute("create extension if not exists timescaledb")
+    return db_url
 
 
 def create_empty_database(server: Server, dbname: str) -> str:
@@ -105,8 +128,8 @@ def drop_database(server: Server, dbname: str) -> None:
 @pytest.fixture(scope="session")
 def template_db(server: Server) -> Iterator[str]:
     """A migrated database, frozen as the template every test database is cloned from."""
-    name = unique_name("tsfleet_tpl")
-    url = create_empty_database(server, name)
+    name = server.template_name
+    url = with_database(server.url, name)
     migrate.apply(url)
     with psycopg.connect(url, autocommit=True) as conn:
         if server.is_community:

@@ -103,6 +103,7 @@ class ConsumerProcess:
     database_url: str
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    pause_before_ack: bool = False  # stop for good after the first commit (paused_consumer.py)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tsfleet-consume-")))
     process: subprocess.Popen[bytes] | None = None
 
@@ -115,7 +116,9 @@ class ConsumerProcess:
         return self.workdir / "stats.json"
 
     def start(self) -> ConsumerProcess:
-        args = [*tsfleet_command(), "consume", "nats", "--servers", self.nats_url,
+        command = ([sys.executable, str(Path(__file__).with_name("paused_consumer.py"))]
+                   if self.pause_before_ack else [*tsfleet_command(), "consume", "nats"])
+        args = [*command, "--servers", self.nats_url,
                 "--stream", STREAM, "--subject", SUBJECT, "--durable", DURABLE,
                 "--database-url", self.database_url, "--stats-json", str(self.stats_path),
                 "--stats-interval", "1s", *self.extra]

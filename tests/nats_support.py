@@ -77,13 +77,14 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def command(self, log_path: Path) -> list[str]:
+        return [self.binary, "--jetstream", "--addr", "127.0.0.1", "--port", str(self.port),
+                "--store_dir", str(self.store_dir / "js"), "--log", str(log_path)]
+
     def start(self) -> NatsServer:
         log_path = self.store_dir / "server.log"
-        self.process = subprocess.Popen(
-            [self.binary, "--jetstream", "--addr", "127.0.0.1", "--port", str(self.port),
-             "--store_dir", str(self.store_dir / "js"), "--log", str(log_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.process = subprocess.Popen(self.command(log_path), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -127,9 +128,94 @@ class NatsServer:
         time.sleep(downtime_s)
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the cluster, nothing flushed."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.store_dir, ignore_errors=True)
+
+
+@dataclass
+class ClusterNode(NatsServer):
+    """One node of a JetStream cluster on loopback (routes to every other node)."""
+
+    name: str = "n1"
+    cluster_port: int = field(default_factory=free_port)
+    routes: list[int] = field(default_factory=list)
+
+    def command(self, log_path: Path) -> list[str]:
+        config = self.store_dir / "node.conf"
+        routes = ", ".join(f'"nats://127.0.0.1:{port}"' for port in self.routes)
+        config.write_text(
+            f'server_name: "{self.name}"\n'
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f'jetstream {{ store_dir: "{self.store_dir / "js"}" }}\n'
+            f'cluster {{ name: "tsfleet-test", listen: "127.0.0.1:{self.cluster_port}",'
+            f" routes: [{routes}] }}\n")
+        return [self.binary, "--config", str(config), "--log", str(log_path)]
+
+    async def _wait_for_jetstream(self) -> None:
+        pass  # a lone node has no JetStream until the cluster elected its meta leader
+
+
+@dataclass
+class NatsCluster:
+    """Three (or more) nats-server processes clustered on loopback, JetStream on each."""
+
+    nodes: list[ClusterNode]
+
+    @classmethod
+    def start(cls, binary: str, size: int = 3) -> NatsCluster:
+        cluster_ports = [free_port() for _ in range(size)]
+        nodes = [ClusterNode(binary=binary, name=f"n{i + 1}", cluster_port=port,
+                             routes=[p for p in cluster_ports if p != port])
+                 for i, port in enumerate(cluster_ports)]
+        cluster = cls(nodes)
+        try:
+            for node in nodes:
+                node.start()
+            asyncio.run(cluster._wait_until_ready())
+        except BaseException:
+            cluster.cleanup()
+            raise
+        return cluster
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def servers(self) -> str:
+        return ",".join(self.urls)
+
+    def node(self, name: str) -> ClusterNode:
+        return next(node for node in self.nodes if node.name == name)
+
+    async def _wait_until_ready(self, timeout: float = 60) -> None:
+        """Every node answers JetStream requests (the meta leader is elected)."""
+        deadline = time.monotonic() + timeout
+        for url in self.urls:
+            nc = await nats.connect(url, connect_timeout=5)
+            try:
+                while True:
+                    try:
+                        await nc.jetstream(timeout=2).account_info()
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.2)
+            finally:
+                await nc.close()
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -133,19 +133,22 @@ def test_stale_device_after_five_minutes_or_three_nominal_intervals(
 ) -> None:
     device(conn, "fresh")
     device(conn, "edge")
+    device(conn, "inside")
     device(conn, "stale")
     device(conn, "hourly", nominal_interval="1 hour")
     device(conn, "retired")
     device(conn, "never")
     reading(conn, "fresh", "temperature_c", T0 - minutes(1), 20.0)
+    # Stale at t: no reading in (t - 5 min, t]; a reading exactly 5 minutes old is outside it.
     reading(conn, "edge", "temperature_c", T0 - minutes(5), 20.0)
+    reading(conn, "inside", "temperature_c", T0 - minutes(4.99), 20.0)
     reading(conn, "stale", "temperature_c", T0 - minutes(6), 20.0)
     reading(conn, "hourly", "temperature_c", T0 - minutes(150), 20.0)
     reading(conn, "retired", "temperature_c", T0 - minutes(8 * 24 * 60), 20.0)
     rows = condition(conn, "stale_device", T0)
-    assert [(r[1], r[2], r[5]) for r in rows] == [("stale", "*", 360.0)]
+    assert [(r[1], r[2], r[5]) for r in rows] == [("edge", "*", 300.0), ("stale", "*", 360.0)]
     rows = condition(conn, "stale_device", T0 + minutes(31))
-    assert [r[1] for r in rows] == ["edge", "fresh", "hourly", "stale"]
+    assert [r[1] for r in rows] == ["edge", "fresh", "hourly", "inside", "stale"]
 
 
 def test_high_volume_per_device_and_fleet_wide(conn: psycopg.Connection) -> None:
@@ -165,17 +168,32 @@ def test_high_volume_per_device_and_fleet_wide(conn: psycopg.Connection) -> None
     ]
 
 
-def test_low_asset_health_reads_the_latest_score(conn: psycopg.Connection) -> None:
+def test_low_asset_health_reads_the_newest_score_at_or_before_the_time(
+    conn: psycopg.Connection,
+) -> None:
     conn.execute("insert into telemetry.asset_types (asset_type_key) values ('alert_pump')")
+    health = metric(conn, "health_score")
     for key, score in [("pump-sick", 49.5), ("pump-edge", 50.0), ("pump-ok", 90.0)]:
         conn.execute(
-            "insert into telemetry.assets (tenant_id, asset_key, asset_type_id,"
-            " latest_health_score, latest_health_at)"
-            " select 1, %s, asset_type_id, %s, %s from telemetry.asset_types"
-            " where asset_type_key = 'alert_pump'", [key, score, T0 - minutes(5)])
+            "insert into telemetry.assets (tenant_id, asset_key, asset_type_id)"
+            " select 1, %s, asset_type_id from telemetry.asset_types"
+            " where asset_type_key = 'alert_pump'", [key])
+        conn.execute(
+            "insert into telemetry.asset_readings (recorded_at, asset_id, metric_id,"
+            " source_device_id, value, batch_id)"
+            " select %s, asset_id, %s, 0, %s, 0 from telemetry.assets where asset_key = %s",
+            [T0 - minutes(5), health, score, key])
+    # A later score (the pump recovered after T0) does not leak into an evaluation at T0.
+    conn.execute(
+        "insert into telemetry.asset_readings (recorded_at, asset_id, metric_id,"
+        " source_device_id, value, batch_id)"
+        " select %s, asset_id, %s, 0, 95, 0 from telemetry.assets where asset_key = 'pump-sick'",
+        [T0 + minutes(1), health])
     rows = condition(conn, "low_asset_health", T0)
     assert rows == [("low_asset_health", "pump-sick", "health_score", "critical", "default", 49.5)]
+    assert condition(conn, "low_asset_health", T0 + minutes(2)) == []
     # A score older than max_age (1 day) is not trusted.
+    conn.execute("delete from telemetry.asset_readings where recorded_at > %s", [T0])
     assert condition(conn, "low_asset_health", T0 + minutes(25 * 60)) == []
 
 

@@ -43,7 +43,7 @@ def condition_kinds(conn: psycopg.Connection) -> set[str]:
 
 def test_every_condition_view_has_the_numeric_table_shape(conn: psycopg.Connection) -> None:
     views = condition_views(conn)
-    assert len(views) == 8
+    assert len(views) == 9
     for view, columns in views.items():
         numeric = [c for c, t in columns if t in NUMERIC]
         text = [c for c, t in columns if t == "text"]

@@ -69,7 +69,7 @@ def test_a_consumer_killed_after_commit_before_ack_is_redelivered_and_changes_no
     publish(nats_server.url, SUBJECT, messages)
 
     victim = ConsumerProcess(nats_server.url, db_url, ["--ack-wait", "2s"],
-                             {"TSFLEET_STREAM_FAULT": "pause-before-ack"}).start()
+                             pause_before_ack=True).start()
     paused = victim.wait_for_event("fault_pause_before_ack")
     after_commit = tables(db_url)
     assert after_commit[0] == len(messages) * READINGS_PER_MESSAGE  # written and committed
@@ -97,7 +97,7 @@ def test_events_committed_but_not_published_by_a_killed_consumer_are_published_o
     publish(nats_server.url, SUBJECT, [asset_worker_message("msg-1")])
 
     victim = ConsumerProcess(nats_server.url, db_url, ["--ack-wait", "2s", "--asset-events"],
-                             {"TSFLEET_STREAM_FAULT": "pause-before-ack"}).start()
+                             pause_before_ack=True).start()
     victim.wait_for_event("fault_pause_before_ack")
     victim.kill()
     pending = count(db_url, "select count(*) from ingest.asset_event_outbox"
@@ -122,7 +122,7 @@ def test_a_message_whose_every_delivery_died_goes_to_the_dead_letter_path(
     settings = ["--ack-wait", "3s", "--max-deliver", "2"]
     for _delivery in range(2):  # each worker commits, then dies before acking
         victim = ConsumerProcess(nats_server.url, db_url, settings,
-                                 {"TSFLEET_STREAM_FAULT": "pause-before-ack"}).start()
+                                 pause_before_ack=True).start()
         victim.wait_for_event("fault_pause_before_ack")
         victim.kill()
 

@@ -84,8 +84,8 @@ def test_a_failing_rollup_refresh_is_a_warning_and_loses_no_message(
     nats_server: NatsServer, db_url: str, conn: psycopg.Connection
 ) -> None:
     conn.execute(
-        "create or replace procedure rollups.refresh_after_load(p_start timestamptz,"
-        " p_end timestamptz, p_batch_id bigint default null) language plpgsql"
+        "create or replace procedure rollups.refresh_queued(inout ranges_refreshed integer"
+        " default null) language plpgsql"
         " as $$ begin raise exception 'rollups are down'; end; $$")
     add_stream(nats_server.url, STREAM, [SUBJECT])
     messages = fleet_messages(devices=2, steps=4)

@@ -433,3 +433,115 @@ def test_strings_with_a_character_outside_the_grammar_are_rejected(
 ) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         evaluate(conn, prefix + bad + suffix)
+
+
+# --- size: linear SQL, bounded formulas ------------------------------------------------------
+
+SHORT_REFS = {name: name for name in VARIABLES}
+
+
+def compiled(conn: psycopg.Connection, formula: str) -> str:
+    row = conn.execute("select _tsfleet.compile_formula(%s, %s)",
+                       [formula, Jsonb(SHORT_REFS)]).fetchone()
+    assert row is not None
+    return row[0]
+
+
+WRAPPERS = ["sqrt({})", "abs({})", "round({}, 2)", "least({}, 1)", "greatest(a, {}, 2)",
+            "-({})", "({}) / 2", "1 + ({})"]
+
+
+@HYPOTHESIS
+@given(formula=VALID_FORMULAS, wrapper=st.sampled_from(WRAPPERS))
+def test_compiled_sql_grows_linearly_with_the_formula(
+    conn: psycopg.Connection, formula: str, wrapper: str
+) -> None:
+    """Wrapping any formula in a function or operator adds the same SQL, however large the
+    formula is: no argument is copied (a copied argument doubles per nesting level)."""
+    inner = compiled(conn, formula)
+    overhead = len(compiled(conn, wrapper.format("a"))) - len(compiled(conn, "a"))
+    assert len(compiled(conn, wrapper.format(formula))) - len(inner) == overhead, formula
+    assert len(inner) <= 40 * len(formula)
+
+
+@pytest.mark.parametrize("function", ["sqrt", "abs", "least", "greatest"])
+def test_twenty_nested_calls_compile_to_small_sql_and_evaluate(
+    conn: psycopg.Connection, function: str
+) -> None:
+    formula = "a"
+    for _ in range(20):
+        formula = f"{function}({formula}, 7)" if function in ("least", "greatest") else (
+            f"{function}({formula})")
+    assert len(formula) < 300
+    assert len(compiled(conn, formula)) < 40 * len(formula)
+    assert same(reference(formula), evaluate(conn, formula)), formula
+
+
+@pytest.mark.parametrize(("formula", "message"), [
+    ("(" * 101 + "a" + ")" * 101, "nested more than 100 levels deep"),
+    ("sqrt(" * 101 + "a" + ")" * 101, "nested more than 100 levels deep"),
+    ("-" * 101 + "a", "nested more than 100 levels deep"),
+    ("a" + " + a" * 600, "longer than 2000 characters"),
+])
+def test_formulas_beyond_the_size_and_depth_bounds_are_rejected_clearly(
+    conn: psycopg.Connection, formula: str, message: str
+) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+        evaluate(conn, formula)
+
+
+def test_a_hundred_levels_deep_is_still_allowed(conn: psycopg.Connection) -> None:
+    assert evaluate(conn, "(" * 99 + "sqrt(a)" + ")" * 99) == pytest.approx(math.sqrt(12.3))
+
+
+def test_more_than_a_hundred_derived_metrics_are_rejected(conn: psycopg.Connection) -> None:
+    schema = {"metrics": ["a"], "derived_metrics": [
+        {"name": f"d{n}", "formula": "a"} for n in range(101)]}
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="at most 100"):
+        add_asset_type(conn, "meter", schema)
+
+
+def chain_type(length: int) -> dict[str, object]:
+    """d1 = a + a, d2 = d1 + d1, ...: every step uses the previous one twice."""
+    derived = [{"name": "d1", "formula": "a + a", "unit": None}]
+    derived += [{"name": f"d{n}", "formula": f"d{n - 1} + d{n - 1}", "unit": None}
+                for n in range(2, length + 1)]
+    return {"metrics": ["a"], "derived_metrics": derived}
+
+
+def test_a_chain_of_twenty_derived_metrics_computes_each_step_once(
+    conn: psycopg.Connection,
+) -> None:
+    lengths = {}
+    for length in (10, 20):
+        type_id = add_asset_type(conn, f"chain{length}", chain_type(length))
+        row = conn.execute("select length(_tsfleet.derived_steps_sql(%s, %s))",
+                           [type_id, Jsonb({"a": "s.m1"})]).fetchone()
+        assert row is not None
+        lengths[length] = row[0]
+    # Twice the steps, about twice the SQL (inlined, each step doubled it: 2 ** 10 times).
+    assert lengths[20] <= 2.2 * lengths[10]
+    assert lengths[20] < 3000
+    add_asset_type(conn, "chain", chain_type(20))
+    device = add_device(conn, "chain-dev")
+    add_link(conn, device, add_asset(conn, "chain-1", asset_type="chain"))
+    batch = add_batch(conn)
+    add_readings(conn, batch, device, T, {"a": 1.5})
+    process_batch(conn, batch)
+    values = {r[2]: r[4] for r in asset_rows(conn)}
+    assert values["d20"] == 1.5 * 2 ** 20
+    assert values["d7"] == 1.5 * 2 ** 7
+    assert len(values) == 21
+
+
+def test_health_score_reads_a_derived_chain_once_per_step(conn: psycopg.Connection) -> None:
+    type_id = add_asset_type(conn, "chain", chain_type(20))
+    conn.execute("insert into telemetry.health_rules (asset_type_id, rule_group, tier,"
+                 " metric_name, comparison, threshold, penalty)"
+                 " values (%s, 'size', 1, 'd20', '>', 1000, 30)", [type_id])
+    score = conn.execute("select telemetry.health_score('chain', %s)",
+                         [Jsonb({"a": 1.0})]).fetchone()
+    assert score == (70.0,)  # d20 = 2 ** 20 > 1000
+    score = conn.execute("select telemetry.health_score('chain', %s)",
+                         [Jsonb({"a": 0.0001})]).fetchone()
+    assert score == (100.0,)

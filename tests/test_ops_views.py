@@ -13,9 +13,10 @@ from tests.rollups_support import add_device, add_metric, day, insert_series, on
 
 
 def load_two_days(conn: psycopg.Connection) -> None:
+    """Two days either side of a chunk boundary (7-day chunks from Thursday 2026-01-08)."""
     device = add_device(conn, "dev-1")
     metric = add_metric(conn, "temperature_c")
-    insert_series(conn, device, metric, day("2026-01-01"), day("2026-01-03"), "1 min",
+    insert_series(conn, device, metric, day("2026-01-07"), day("2026-01-09"), "1 min",
                   value_sql="20 + mod(n, 50) / 10.0")
     refresh(conn)
 
@@ -38,8 +39,8 @@ def test_chunk_sizes_give_each_chunk_its_range(conn: psycopg.Connection) -> None
     rows = conn.execute(
         "select range_start, range_end, is_compressed, total_bytes > 0 from ops.chunk_sizes"
         " where object_name = 'telemetry.readings' order by range_start").fetchall()
-    assert rows == [(day("2026-01-01"), day("2026-01-02"), False, True),
-                    (day("2026-01-02"), day("2026-01-03"), False, True)]
+    assert rows == [(day("2026-01-01"), day("2026-01-08"), False, True),
+                    (day("2026-01-08"), day("2026-01-15"), False, True)]
 
 
 @pytest.mark.community
@@ -48,7 +49,7 @@ def test_compression_state_and_ratio_after_compressing_a_chunk(
 ) -> None:
     load_two_days(conn)
     conn.execute("select public.compress_chunk(c) from public.show_chunks("
-                 "'telemetry.readings', older_than => '2026-01-02'::timestamptz) as c")
+                 "'telemetry.readings', older_than => '2026-01-08'::timestamptz) as c")
     row = conn.execute(
         "select compressed_chunk_count, before_compression_total_bytes,"
         " after_compression_total_bytes, compression_saved_pct"

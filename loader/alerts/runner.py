@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from loader.alerts.logs import JsonLog
 from loader.alerts.sinks import AlertmanagerSink, Notification, Sink, SinkError
 from loader.db import connect, redacted
+from loader.logs import EventLog
 
 REFRESH_PROCEDURE = "rollups.refresh(timestamptz,timestamptz)"
 
@@ -78,7 +78,7 @@ class Runner:
     def __init__(self, config: RunnerConfig, log: Callable[..., None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
-        self.log = log or JsonLog()
+        self.log = log or EventLog("alerts", component="alerts-runner")
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None
@@ -141,8 +141,14 @@ class Runner:
             self._refresh(conn)
         if self.stopping:
             return stats
-        rows = conn.execute("select rule, transition, labels, value from alerts.evaluate(%s)",
-                            [self.clock()]).fetchall()
+        try:
+            rows = conn.execute(
+                "select rule, transition, labels, value from alerts.evaluate(%s)",
+                [self.clock()]).fetchall()
+        except psycopg.errors.InvalidParameterValue as exc:
+            # Another runner evaluated at a later time first: state never moves backwards.
+            self.log("evaluation_skipped", level="info", reason=exc.diag.message_primary)
+            rows = []
         stats.transitions = len(rows)
         for rule, transition, labels, value in rows:
             self.log("transition", rule=rule, transition=transition, labels=labels, value=value)

@@ -1,4 +1,4 @@
-"""`tsfleet alerts ...`: run the alert runner, evaluate once, list, acknowledge, silence."""
+"""`tsfleet alerts ...`: run, evaluate once, backtest, list, acknowledge, silence."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from loader.alerts.durations import parse_duration
 from loader.alerts.runner import Runner, RunnerConfig
 from loader.alerts.sinks import AlertmanagerSink, Sink, StdoutSink, WebhookSink
+from loader.commands.alert_backtest import backtest
 from loader.db import connect, resolve_url
 from loader.options import database_url_option, json_option
 from loader.tables import render
@@ -36,6 +37,10 @@ DURATION = Duration()
 
 
 def _fail(action: str, exc: Exception) -> click.ClickException:
+    diag = getattr(exc, "diag", None)
+    if diag is not None and diag.sqlstate == "22023":  # tsfleet refused an argument: say why
+        hint = f" ({diag.message_hint})" if diag.message_hint else ""
+        return click.ClickException(f"{action} failed: {diag.message_primary}{hint}")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
     return click.ClickException(
         f"{action} failed: {first}; is the database reachable and migrated (`tsfleet migrate`)?")
@@ -375,3 +380,6 @@ def grafana_login(database_url: str | None, user: str, password_env: str) -> Non
     except psycopg.Error as exc:
         raise _fail(f"creating login {user}", exc) from exc
     click.echo(f"login {user} can read the Grafana views (member of tsfleet_grafana)")
+
+
+alerts.add_command(backtest)

@@ -7,10 +7,8 @@ import importlib
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,8 @@ from loader.formats.records import FormatError, Source, TimestampParser
 from loader.ingest import BatchFailed, BatchResult, LoadOptions, load_source
 from loader.ingest.batch import describe, record_unreadable
 from loader.ingest.checksum import content_checksum
+from loader.ingest.rollup_refresh import drain_queue
 from loader.options import database_url_option, json_option
-from loader.rollup_ranges import END_EXCLUSIVE, RangeSet
 
 # (source kind, source name, a function that opens the source: it may raise FormatError)
 Opener = tuple[str, str, Callable[[], Source]]
@@ -270,16 +268,18 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         conn = connect(url, autocommit=True)
     except Exception as exc:
         raise click.ClickException(f"cannot connect to the database: {exc}") from exc
-    # Several files: their batches skip the refresh after each commit, and the rollups are
-    # refreshed once per merged time range after the last one (a folder of daily files
-    # re-aggregated each day's buckets once per file).
-    deferred = RangeSet() if len(openers) > 1 else None
+    # Every committed batch queues the rollup refresh it needs (ingest.commit_batch). One file:
+    # its batch is refreshed right after its commit. Several files: the batches skip that, and
+    # the queue is drained once after the last one (a folder of daily files re-aggregated each
+    # day's buckets once per file). Either way the drain at the end also refreshes what a load
+    # killed earlier left queued.
+    one_file = len(openers) == 1
     refresh: tuple[int, float, str | None] = (0, 0.0, None)
     with conn, _progress(len(openers), total_bytes, not as_json) as bar, _quick_handoffs():
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
-                                  chunk_rows=chunk_rows, refresh_rollups=deferred is None,
+                                  chunk_rows=chunk_rows, refresh_rollups=one_file,
                                   refresh_parts=refresh_connections,
                                   connect=functools.partial(connect, url, autocommit=True))
             if bar is not None:
@@ -299,16 +299,12 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
             except BatchFailed as failed:
                 result = failed.result
             results.append(result)
-            if deferred is not None and result.recorded_from and result.recorded_until:
-                deferred.add(datetime.fromisoformat(result.recorded_from),
-                             datetime.fromisoformat(result.recorded_until) + END_EXCLUSIVE)
             done_before += size
             if bar is not None:
                 bar.update(max(0, done_before - bar.pos))
             if not as_json and bar is None:
                 click.echo(result.summary(), err=result.status == "failed")
-        if deferred:
-            refresh = _refresh_ranges(conn, deferred.take())
+        refresh = _drain_refresh_queue(conn)
     if bar is not None:  # summaries after the bar, not through it
         for result in results:
             click.echo(result.summary(), err=result.status == "failed")
@@ -319,7 +315,8 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         click.echo(f"warning: {warning}", err=True)
     if as_json:
         totals = {**_totals(results), "rollup_ranges_refreshed": ranges,
-                  "refresh_seconds": round(seconds, 3)}
+                  "refresh_seconds": round(seconds + sum(r.refresh_seconds for r in results),
+                                           3)}
         click.echo(json.dumps({"batches": [r.as_dict() for r in results], "totals": totals},
                               indent=2))
     failed = [r for r in results if r.status == "failed"]
@@ -342,23 +339,15 @@ def _quick_handoffs(seconds: float = 0.001) -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-def _refresh_ranges(conn: psycopg.Connection,
-                    ranges: list[tuple[datetime, datetime]]) -> tuple[int, float, str | None]:
+def _drain_refresh_queue(conn: psycopg.Connection) -> tuple[int, float, str | None]:
     """(ranges refreshed, seconds, warning): the committed data stays, whatever happens."""
-    started = time.perf_counter()
-    done = 0
     try:
-        installed = conn.execute("select to_regprocedure('rollups.refresh_after_load("
-                                 "timestamptz, timestamptz, bigint)') is not null").fetchone()
-        if installed and installed[0]:
-            for start, end in ranges:
-                conn.execute("call rollups.refresh_after_load(%s, %s)", [start, end])
-                done += 1
+        ranges, seconds = drain_queue(conn)
     except psycopg.Error as exc:
-        return done, time.perf_counter() - started, (
+        return 0, 0.0, (
             f"the batches are committed, but refreshing their rollups failed: {describe(exc)};"
-            " run `tsfleet refresh` for their time range")
-    return done, time.perf_counter() - started, None
+            " they stay queued: run `tsfleet refresh`")
+    return ranges, seconds, None
 
 
 def _advance(bar: Any, done_before: int, position: int) -> None:

@@ -158,8 +158,8 @@ def install_from_debian_source(bindir: Path, log: Callable[[str], None] = print)
     # Another apt-get (an unattended upgrade, a second harness) may hold dpkg's lock: wait.
     _run("install build dependencies",
          ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq",
-          "--no-install-recommends", "cmake", "gcc", "make", "dpkg-dev", "xz-utils", "libssl-dev",
-          f"postgresql-server-dev-{major}"], log)
+          "--no-install-recommends", "cmake", "gcc", "make",
+          "dpkg-dev", "xz-utils", "libssl-dev", f"postgresql-server-dev-{major}"], log)
     _run("read the source index", ["apt-get", *private_apt, "update", "-qq"], log)
     src = cache / "src"
     shutil.rmtree(src, ignore_errors=True)

@@ -1,5 +1,9 @@
-"""The rollup refresh after a committed batch, shared by several connections when it is large.
+"""The rollup refresh after committed batches: one batch's, shared by several connections when
+it is large, and the drain of everything committed batches queued.
 
+ingest.commit_batch queues, in the batch's transaction, the ranges its rollups need
+(sql/functions/42_rollups_queue.sql); rollups.refresh_after_load(batch) refreshes and takes off
+that batch's ranges, rollups.refresh_queued() all of them (what a killed load left too).
 rollups.refresh_after_load(batch, part, parts) refreshes, on the Apache edition, one slice of
 the batch's time range, cut at whole hours (sql/functions/40_rollups_refresh.sql), so `parts`
 connections refresh one batch at once, each in its own transaction; the rebuild locks buckets,
@@ -19,6 +23,19 @@ import psycopg
 # Below this many new rows a second connection costs more than it saves.
 PARALLEL_REFRESH_ROWS = 100_000
 PARTS_PROCEDURE = "rollups.refresh_after_load(bigint,integer,integer)"
+DRAIN_PROCEDURE = "rollups.refresh_queued(integer)"
+
+
+def drain_queue(conn: psycopg.Connection) -> tuple[int, float]:
+    """Refresh what committed batches queued (a role that may not refresh leaves it to the
+    owner); (ranges refreshed, seconds). psycopg.Error if the refresh failed."""
+    started = time.perf_counter()
+    installed = conn.execute("select to_regprocedure(%s) is not null",
+                             [DRAIN_PROCEDURE]).fetchone()
+    if not installed or not installed[0]:
+        return 0, 0.0
+    row = conn.execute("call rollups.refresh_queued()").fetchone()
+    return int(row[0] or 0) if row else 0, time.perf_counter() - started
 
 
 def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int,

@@ -7,37 +7,12 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
-from nats.aio.msg import Msg
 
-RAW_TEXT_LIMIT = 100_000
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message on its way to the dead-letter subject, and the delivery to terminate."""
-
-    subject: str
-    sequence: int
-    deliveries: int
-    data: bytes
-    reason: str
-    field: str | None = None
-    msg: Msg | None = None
-
-    @classmethod
-    def of(cls, msg: Msg, reason: str, field: str | None = None) -> DeadLetter:
-        metadata = msg.metadata
-        return cls(msg.subject, metadata.sequence.stream, metadata.num_delivered,
-                   msg.data or b"", reason, field, msg)
-
-    @property
-    def raw_text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")[:RAW_TEXT_LIMIT]
+from loader.stream.pipeline import DeadLetter
 
 
 def record_rejects(conn: psycopg.Connection, source_name: str,

@@ -1,27 +1,32 @@
 """Deferred rollup refresh: the consumer's batches skip the loaders' per-batch
-`rollups.refresh_after_load(batch_id)` (130-350 ms each); the time ranges of committed batches
-are collected here and refreshed with `rollups.refresh_after_load(start, end)` at most every
---refresh-interval and at shutdown, on a connection of their own (so a refresh overlaps the
-next batches' writes instead of blocking them).
+`rollups.refresh_after_load(batch_id)` (130-350 ms each). Every committed batch queues the
+refresh its readings need (ingest.commit_batch, in the batch's transaction); at most every
+--refresh-interval and at shutdown the queue is drained with `rollups.refresh_queued()`, on a
+connection of its own (so a refresh overlaps the next batches' writes instead of blocking
+them). The time ranges of the committed batches are collected here to know that a refresh is
+due and to report what it covered.
 
 The SQL decides what a range needs: on Community only what lies outside the refresh policies'
 window (live data is left to the policies), on Apache always; a caller that does not own the
-rollups queues the range for `tsfleet refresh`. A failed refresh is a warning: the data is
-committed and acked; the range is kept and retried at the next interval.
+rollups leaves the queue to `tsfleet refresh`. A failed refresh is a warning: the data is
+committed and acked, its ranges stay queued, and the next interval tries again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
 
 from loader.db import plain_url
 from loader.rollup_ranges import END_EXCLUSIVE, RangeSet
+from loader.stream.stats import ConsumerStats, log_event
 
-REFRESH_SQL = "call rollups.refresh_after_load(%s::timestamptz, %s::timestamptz)"
+REFRESH_SQL = "call rollups.refresh_queued()"
 
 
 class RefreshFailed(Exception):
@@ -57,17 +62,13 @@ class RollupRefresher:
         return self.pending.take()
 
     def refresh(self, ranges: list[tuple[datetime, datetime]]) -> None:
-        """Refresh the ranges (blocking: run it in a thread). Raises RefreshFailed with the
-        ranges not refreshed, for the caller to put back."""
-        done = 0
+        """Drain the refresh queue, which holds these ranges (blocking: run it in a thread).
+        Raises RefreshFailed with the ranges, for the caller to put back."""
         try:
-            conn = self._connection()
-            for start, end in ranges:
-                conn.execute(REFRESH_SQL, [start, end])
-                done += 1
+            self._connection().execute(REFRESH_SQL)
         except Exception as exc:
             self.close()
-            raise RefreshFailed(ranges[done:], exc) from exc
+            raise RefreshFailed(ranges, exc) from exc
 
     def put_back(self, ranges: list[tuple[datetime, datetime]]) -> None:
         for start, end in ranges:
@@ -85,3 +86,51 @@ class RollupRefresher:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+
+class BackgroundRefresh:
+    """Runs the refresher off the event loop when it is due, one refresh at a time, counting
+    and logging each; `finish()` at shutdown refreshes what is left."""
+
+    def __init__(self, refresher: RollupRefresher, stats: ConsumerStats) -> None:
+        self.refresher = refresher
+        self.stats = stats
+        self._running: asyncio.Task | None = None
+
+    def start_when_due(self) -> None:
+        """Start a refresh of the accumulated ranges when the interval has passed (in the
+        background, on its own connection: the next batches keep flowing meanwhile)."""
+        if self._running is None and self.refresher.due():
+            self._running = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            started = time.perf_counter()
+            ranges = self.refresher.take()
+            try:
+                await asyncio.to_thread(self.refresher.refresh, ranges)
+            except RefreshFailed as exc:
+                self.refresher.put_back(exc.remaining)
+                self.stats.rollup_refresh_failures += 1
+                log_event("rollups_refresh_failed", level="warning", error=str(exc).strip(),
+                          pending_ranges=_iso(self.refresher.pending.ranges),
+                          hint="data is committed; retried at the next interval, or run "
+                               "`tsfleet refresh --start S --end E` for the ranges")
+                return
+            self.stats.rollup_refreshes += 1
+            log_event("rollups_refreshed", ranges=_iso(ranges),
+                      seconds=round(time.perf_counter() - started, 3))
+        finally:
+            self._running = None
+
+    async def finish(self) -> None:
+        """At shutdown: wait for a refresh under way, then refresh what is left."""
+        if self._running is not None:
+            await asyncio.shield(self._running)
+        if self.refresher.pending:
+            await self._refresh()
+        await asyncio.to_thread(self.refresher.close)
+
+
+def _iso(ranges: Sequence[tuple[datetime, datetime]]) -> list[list[str]]:
+    return [[start.isoformat(), end.isoformat()] for start, end in ranges]

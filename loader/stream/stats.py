@@ -1,23 +1,18 @@
-"""Counters of a consumer process, its structured log lines and its --stats-json file."""
+"""Counters of a consumer process, its --stats-json file, and its event log."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from loader.logs import EventLog
 
-def log_event(event: str, level: str = "info", **fields: Any) -> None:
-    """One JSON object per line on stderr: easy to grep, easy to ship to a log store."""
-    record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-              "level": level, "event": event, **fields}
-    sys.stderr.write(json.dumps(record, default=str) + "\n")
-    sys.stderr.flush()
+# The consumer's structured log lines (loader/logs.py): log_event("dead_lettered", sequence=42)
+log_event = EventLog("consumer")
 
 
 @dataclass

@@ -10,10 +10,10 @@
 --   or the staging path (stored keys, rejects, message ids, last-write-wins):
 --     ingest.insert_staged_readings() register, reject, insert, count, bookkeeping
 --   ingest.process_batch()          (sql/functions/3x, another subject) asset readings
---   ingest.commit_batch()           status and counts
+--   ingest.commit_batch()           status and counts, the rollup refresh queued (4x_rollups)
 -- ingest.record_batch_outcome() writes failed/skipped rows after a rollback.
 -- Couples with: loader/ingest/ (calls these in this order), migrations 0011/0012/0030,
--- rollups.refresh_after_load() (reads min_recorded_at/max_recorded_at of the batch row).
+-- _tsfleet.queue_rollup_refresh() (reads min_recorded_at/max_recorded_at of the batch row).
 
 create or replace function ingest.infer_unit(p_metric_name text)
 returns text
@@ -584,6 +584,8 @@ returns setof ingest.batches
 language sql
 set search_path = pg_catalog, pg_temp
 as $$
+    -- In the batch's transaction: its rollup refresh is queued if and only if it commits.
+    select _tsfleet.queue_rollup_refresh(p_batch_id);
     update ingest.batches as b
     set
         status = 'committed',
@@ -596,7 +598,8 @@ $$;
 
 comment on function ingest.commit_batch(bigint, bigint, bigint) is
 'Mark a batch committed with the rows read and the rows the loader rejected while parsing '
-'(added to those the SQL checks rejected); the caller then commits the transaction.';
+'(added to those the SQL checks rejected) and queue the rollup refresh its readings need '
+'(_tsfleet.queue_rollup_refresh); the caller then commits the transaction.';
 
 grant execute on function ingest.commit_batch(bigint, bigint, bigint) to tsfleet_ingest;
 

@@ -279,16 +279,34 @@ begin
             pg_catalog.cardinality(v_args), v_where
             using errcode = 'invalid_parameter_value';
         end if;
-        p_sql := case v_name
-            when 'abs' then 'pg_catalog.abs(' || v_args[1] || ')'
-            when 'sqrt' then '(case when ' || v_args[1] || ' >= 0::double precision then '
-                || 'pg_catalog.sqrt(' || v_args[1] || ') end)'
-            when 'round' then '(pg_catalog.round((' || v_args[1] || ')::numeric, '
-                || coalesce(v_args[2], '0') || ')::double precision)'
-            else '(case when pg_catalog.num_nulls('
-                || pg_catalog.array_to_string(v_args, ', ') || ') = 0 then ' || v_name || '('
-                || pg_catalog.array_to_string(v_args, ', ') || ') end)'
-        end;
+        -- Every argument appears once in the SQL, so the output grows linearly with the
+        -- formula however deeply calls nest (a "case when x >= 0 then sqrt(x) end" doubled x
+        -- at every level: 20 nested sqrt() were megabytes of SQL). No helper functions: a
+        -- function call with a pinned search_path costs ~10 us a row, these builtins nothing.
+        if v_name = 'abs' then
+            p_sql := 'pg_catalog.abs(' || v_args[1] || ')';
+        elsif v_name = 'sqrt' then
+            -- sqrt of a negative is NULL: greatest() lifts every negative number to the
+            -- negative number closest to zero, which nullif() then turns into NULL.
+            -- (nullif and greatest are SQL syntax, not functions: no schema to qualify.)
+            p_sql := 'pg_catalog.sqrt(nullif(greatest(' || v_args[1]
+                || ', ''-5e-324''::double precision), ''-5e-324''::double precision))';
+        elsif v_name = 'round' then
+            p_sql := '(pg_catalog.round((' || v_args[1] || ')::numeric, '
+                || coalesce(v_args[2], '0') || ')::double precision)';
+        else
+            -- least/greatest are NULL when any argument is: float8smaller/float8larger (the
+            -- min/max aggregates' strict transition functions, same ordering as least and
+            -- greatest) folded left to right, the earlier argument winning a tie as in least().
+            p_sql := v_args[1];
+            for i in 2..pg_catalog.cardinality(v_args) loop
+                p_sql := pg_catalog.format(
+                    'pg_catalog.%s(%s, %s)',
+                    case v_name when 'least' then 'float8smaller' else 'float8larger' end,
+                    v_args[i], p_sql
+                );
+            end loop;
+        end if;
         return;
     end if;
 
@@ -436,6 +454,14 @@ begin
         'array of {name, formula, unit}', p_asset_type_key
         using errcode = 'invalid_parameter_value';
     end if;
+    -- With formulas of at most 2000 characters, 100 derived metrics bound what one reading
+    -- set computes (each derived metric is computed once: derived_steps_sql).
+    if pg_catalog.jsonb_array_length(p_schema -> 'derived_metrics') > 100 then
+        raise exception 'tsfleet: asset type %: telemetry_schema.derived_metrics has % '
+        'entries; at most 100 are allowed', p_asset_type_key,
+        pg_catalog.jsonb_array_length(p_schema -> 'derived_metrics')
+        using errcode = 'invalid_parameter_value';
+    end if;
     for v_item, v_position in
         select e.value, e.ordinality
         from pg_catalog.jsonb_array_elements(p_schema -> 'derived_metrics') with ordinality as e
@@ -511,17 +537,23 @@ for each row execute function _tsfleet.asset_types_check_telemetry_schema();
 -- The derived metrics of an asset type, in list order, each compiled against p_refs (metric
 -- name -> SQL) plus the derived metrics before it. A derived metric whose name is also in
 -- p_refs (a value that arrived as such) keeps the arrived value: coalesce(arrived, computed).
+-- An earlier derived metric is referred to, not copied: as <p_alias><position>.value, the
+-- column of the caller's step `cross join lateral (select <expression> as value offset 0) as
+-- <p_alias><position>` (derived_steps_sql builds them). Inlined, a chain of 20 derived metrics
+-- that each used the previous one twice compiled to an 11.5 MB expression.
 create or replace function _tsfleet.derived_expressions(
     p_asset_type_id integer,
     p_refs jsonb,
-    p_safe boolean default false
+    p_safe boolean default false,
+    p_alias text default 'tsfleet_derived_'
 )
 returns table (
     derived_position bigint,
     metric_name text,
     unit text,
     formula text,
-    expression text
+    expression text,
+    value_sql text
 )
 language plpgsql
 stable
@@ -549,16 +581,53 @@ begin
                 'coalesce(%s, %s)', v_refs ->> metric_name, expression
             );
         end if;
-        v_refs := v_refs || pg_catalog.jsonb_build_object(metric_name, '(' || expression || ')');
+        value_sql := pg_catalog.format('%I.value', p_alias || derived_position);
+        v_refs := v_refs || pg_catalog.jsonb_build_object(metric_name, value_sql);
         return next;
     end loop;
 end;
 $$;
 
-comment on function _tsfleet.derived_expressions(integer, jsonb, boolean) is
-'Derived metrics of an asset type in list order, compiled to SQL over p_refs (name -> SQL).';
+comment on function _tsfleet.derived_expressions(integer, jsonb, boolean, text) is
+'Derived metrics of an asset type in list order, compiled to SQL over p_refs (name -> SQL); '
+'value_sql names the column of the step that computes each (see derived_steps_sql).';
 
-grant execute on function _tsfleet.derived_expressions(integer, jsonb, boolean)
+grant execute on function _tsfleet.derived_expressions(integer, jsonb, boolean, text)
+to tsfleet_ingest, tsfleet_analyst;
+
+-- The FROM steps that compute an asset type's derived metrics, each once per row: `cross join
+-- lateral (select <expression> as value offset 0) as <p_alias><position>`, in list order, so a
+-- later step reads an earlier one's value. OFFSET 0 keeps the planner from pulling the step up
+-- into the query, which would copy its expression into every reference again.
+create or replace function _tsfleet.derived_steps_sql(
+    p_asset_type_id integer,
+    p_refs jsonb,
+    p_safe boolean default false,
+    p_alias text default 'tsfleet_derived_'
+)
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(
+        pg_catalog.string_agg(
+            pg_catalog.format(
+                ' cross join lateral (select %s as value offset 0) as %I',
+                de.expression, p_alias || de.derived_position
+            ),
+            '' order by de.derived_position
+        ),
+        ''
+    )
+    from _tsfleet.derived_expressions(p_asset_type_id, p_refs, p_safe, p_alias) as de;
+$$;
+
+comment on function _tsfleet.derived_steps_sql(integer, jsonb, boolean, text) is
+'FROM clause steps (cross join lateral ... offset 0) computing each derived metric of an asset '
+'type once per row, earlier ones readable by later ones; see derived_expressions.';
+
+grant execute on function _tsfleet.derived_steps_sql(integer, jsonb, boolean, text)
 to tsfleet_ingest, tsfleet_analyst;
 
 create or replace function telemetry.evaluate_formula(p_formula text, p_metrics jsonb)

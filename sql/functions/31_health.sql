@@ -134,12 +134,12 @@ begin
     loop
         v_all_refs := v_refs;
         for v_derived in
-            select de.metric_name, de.expression
+            select de.metric_name, de.value_sql
             from _tsfleet.derived_expressions(v_asset_type_id, v_refs, v_safe) as de
             order by de.derived_position
         loop
             v_all_refs := v_all_refs || pg_catalog.jsonb_build_object(
-                v_derived.metric_name, '(' || v_derived.expression || ')'
+                v_derived.metric_name, v_derived.value_sql
             );
         end loop;
         v_expression := _tsfleet.health_expression(v_asset_type_id, v_all_refs);
@@ -147,7 +147,10 @@ begin
             return null;
         end if;
         begin
-            execute 'select ' || v_expression into v_score using v_numbers;
+            -- Derived metrics once each, in steps the rules read (derived_steps_sql).
+            execute 'select ' || v_expression || ' from (select) as reading_set'
+                || _tsfleet.derived_steps_sql(v_asset_type_id, v_refs, v_safe)
+            into v_score using v_numbers;
             return v_score;
         exception when numeric_value_out_of_range then
             if v_safe then

@@ -45,6 +45,7 @@ declare
     v_values text;
     v_derived_ids integer[];
     v_health_expression text;
+    v_steps text;
     v_health_id integer;
     v_statement text;
     v_plain text;
@@ -325,20 +326,24 @@ begin
                 v_all_refs := v_refs;
                 v_values := '';
                 v_derived_ids := '{}';
+                -- Each derived metric is computed once per reading set, in a step of its own
+                -- (_tsfleet.derived_steps_sql); later formulas, the rows and the health score
+                -- read the step's column.
                 for v_name in
-                    select de.metric_name, de.expression, m.metric_id
+                    select de.metric_name, de.value_sql, m.metric_id
                     from _tsfleet.derived_expressions(v_type, v_refs, v_safe) as de
                     inner join telemetry.metrics as m on de.metric_name = m.metric_name
                     order by de.derived_position
                 loop
                     v_all_refs := v_all_refs || pg_catalog.jsonb_build_object(
-                        v_name.metric_name, '(' || v_name.expression || ')'
+                        v_name.metric_name, v_name.value_sql
                     );
                     v_values := v_values || pg_catalog.format(
-                        ', (%s, %s)', v_name.metric_id, v_name.expression
+                        ', (%s, %s)', v_name.metric_id, v_name.value_sql
                     );
                     v_derived_ids := v_derived_ids || v_name.metric_id;
                 end loop;
+                v_steps := _tsfleet.derived_steps_sql(v_type, v_refs, v_safe);
                 v_health_expression := _tsfleet.health_expression(v_type, v_all_refs);
                 if v_health_expression is not null then
                     v_values := v_values
@@ -371,8 +376,9 @@ begin
                             from mapped as mp
                             group by mp.recorded_at, mp.asset_id, mp.source_device_id
                         ) as s
+                        %s
                         cross join lateral (values %s) as v (metric_id, value)
-                        $sql$, v_pivot, pg_catalog.substr(v_values, 3))
+                        $sql$, v_pivot, v_steps, pg_catalog.substr(v_values, 3))
                     end;
                 v_statement := pg_catalog.format($sql$
                     with

@@ -30,6 +30,8 @@ as $$
         from _tsfleet.rollup_definitions as rd
     ),
 
+    -- A refresh policy names its aggregate in timescaledb_information.jobs: TimescaleDB 2.19
+    -- by the materialization hypertable, 2.28 by the aggregate itself; either matches.
     policies as (
         select
             format('%I.%I', ca.view_schema, ca.view_name) as rollup_name,
@@ -37,8 +39,11 @@ as $$
         from timescaledb_information.continuous_aggregates as ca
         inner join timescaledb_information.jobs as j
             on
-                ca.materialization_hypertable_schema = j.hypertable_schema
-                and ca.materialization_hypertable_name = j.hypertable_name
+                (
+                    ca.materialization_hypertable_schema = j.hypertable_schema
+                    and ca.materialization_hypertable_name = j.hypertable_name
+                )
+                or (ca.view_schema = j.hypertable_schema and ca.view_name = j.hypertable_name)
         where j.proc_name = 'policy_refresh_continuous_aggregate' and j.scheduled
     ),
 
@@ -253,20 +258,26 @@ comment on function _tsfleet.rebuild_rollup_table(text, timestamptz, timestamptz
 -- internally, and PostgreSQL runs a procedure that has a SET clause atomically (no commits), so
 -- the refresh would fail with "cannot be executed from a function". Every name below is
 -- schema-qualified instead, each body pins search_path first thing (transaction-local, so it
--- never leaks into the caller's session), and neither procedure is security definer.
+-- never leaks into the caller's session), and no procedure is security definer.
 
-create or replace procedure rollups.refresh(
-    p_start timestamptz default null,
-    p_end timestamptz default null
+-- The refresh of every rollup over each range, in dependency order: the loop the procedures
+-- below share. p_only_outside_policy: leave to a running refresh policy what its window covers.
+create or replace procedure _tsfleet.refresh_rollup_ranges(
+    p_ranges tstzrange[],
+    p_only_outside_policy boolean
 )
 language plpgsql
 as $$
 declare
     is_community boolean := pg_catalog.current_setting('timescaledb.license', true)
         = 'timescale';
-    whole boolean := p_start is null and p_end is null;
-    queued_ids bigint[];
-    ranges tstzrange[];
+    -- TimescaleDB 2.28 cuts a manual refresh into batches of a few buckets by default, each a
+    -- pass of its own (a sparse year of 7,000 hourly readings: 4 s for the hourly rollup);
+    -- where the procedure takes options, buckets_per_batch 0 refreshes the window in one pass,
+    -- as 2.19 does. Asked of the catalog, not assumed from the version.
+    can_unbatch boolean := pg_catalog.to_regprocedure(
+        'public.refresh_continuous_aggregate(regclass, "any", "any", boolean, jsonb)'
+    ) is not null;
     range_item tstzrange;
     rollup_names text[];
     window_starts timestamptz[];
@@ -274,27 +285,7 @@ declare
     source_range record;
 begin
     perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    if p_start is not null and p_end is not null and p_start >= p_end then
-        raise exception 'tsfleet: refresh range is empty: start % is not before end %',
-            p_start, p_end
-        using hint = 'Give --start before --end, or neither for a whole refresh.';
-    end if;
-    if not _tsfleet.can_refresh_rollups() then
-        raise exception 'tsfleet: role % cannot refresh the rollups', current_user
-        using hint = 'Run as the owner of the rollups (the role that ran the migrations).';
-    end if;
-    -- Ranges that loads queued because they could not refresh themselves (not owners).
-    select
-        pg_catalog.array_agg(q.request_id),
-        pg_catalog.array_agg(pg_catalog.tstzrange(q.range_start, q.range_end))
-    into queued_ids, ranges
-    from _tsfleet.rollup_refresh_queue as q;
-    if whole then
-        ranges := array[pg_catalog.tstzrange(null, null)];
-    else
-        ranges := coalesce(ranges, '{}') || pg_catalog.tstzrange(p_start, p_end);
-    end if;
-    foreach range_item in array ranges loop
+    foreach range_item in array coalesce(p_ranges, '{}') loop
         -- Collected first: the refresh commits, which must not happen inside an open query.
         select
             pg_catalog.array_agg(w.rollup_name order by w.refresh_order),
@@ -302,7 +293,7 @@ begin
             pg_catalog.array_agg(w.window_end order by w.refresh_order)
         into rollup_names, window_starts, window_ends
         from _tsfleet.rollup_refresh_windows(
-            pg_catalog.lower(range_item), pg_catalog.upper(range_item)
+            pg_catalog.lower(range_item), pg_catalog.upper(range_item), p_only_outside_policy
         ) as w;
         for i in 1..coalesce(pg_catalog.cardinality(rollup_names), 0) loop
             if is_community then
@@ -316,9 +307,16 @@ begin
                 if window_starts[i] is null or window_ends[i] is null then
                     continue;
                 end if;
-                call public.refresh_continuous_aggregate(
-                    rollup_names[i]::regclass, window_starts[i], window_ends[i]
-                );
+                if can_unbatch then
+                    call public.refresh_continuous_aggregate(
+                        rollup_names[i]::regclass, window_starts[i], window_ends[i],
+                        options => '{"buckets_per_batch": 0}'::jsonb
+                    );
+                else
+                    call public.refresh_continuous_aggregate(
+                        rollup_names[i]::regclass, window_starts[i], window_ends[i]
+                    );
+                end if;
                 -- TimescaleDB logs the invalidations this refresh caused when its transaction
                 -- commits; a rollup built on this one only sees them after that.
                 commit;
@@ -329,6 +327,50 @@ begin
             end if;
         end loop;
     end loop;
+end;
+$$;
+
+comment on procedure _tsfleet.refresh_rollup_ranges (tstzrange [], boolean) is
+'Refresh every rollup over each range (NULL bounds: the source''s range), in refresh order; '
+'optionally only rollups whose refresh policy does not cover the range. Commits on Community.';
+
+create or replace procedure rollups.refresh(
+    p_start timestamptz default null,
+    p_end timestamptz default null
+)
+language plpgsql
+as $$
+declare
+    queued_ids bigint[];
+    queued tstzmultirange;
+    ranges tstzrange[];
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    if p_start is not null and p_end is not null and p_start >= p_end then
+        raise exception 'tsfleet: refresh range is empty: start % is not before end %',
+            p_start, p_end
+        using hint = 'Give --start before --end, or neither for a whole refresh.';
+    end if;
+    if not _tsfleet.can_refresh_rollups() then
+        raise exception 'tsfleet: role % cannot refresh the rollups', current_user
+        using hint = 'Run as the owner of the rollups (the role that ran the migrations).';
+    end if;
+    -- What committed batches left queued (loads that could not refresh, or were killed first).
+    select
+        pg_catalog.array_agg(q.request_id),
+        pg_catalog.range_agg(pg_catalog.tstzrange(q.range_start, q.range_end))
+    into queued_ids, queued
+    from _tsfleet.rollup_refresh_queue as q;
+    ranges := array(
+        select c.refresh_range
+        from _tsfleet.coalesce_refresh_ranges(queued) as c (refresh_range)
+    );
+    if p_start is null and p_end is null then
+        ranges := array[pg_catalog.tstzrange(null, null)];
+    else
+        ranges := coalesce(ranges, '{}') || pg_catalog.tstzrange(p_start, p_end);
+    end if;
+    call _tsfleet.refresh_rollup_ranges(ranges, false);
     if queued_ids is not null then
         delete from _tsfleet.rollup_refresh_queue as q where q.request_id = any(queued_ids);
     end if;
@@ -337,15 +379,56 @@ $$;
 
 comment on procedure rollups.refresh (timestamptz, timestamptz) is
 'Refresh every rollup: whole when both bounds are NULL, else [p_start, p_end) widened to whole '
-'buckets; also refreshes ranges queued by loads. CALL it in autocommit (Community commits '
-'inside) as the rollups'' owner. Apache: recomputes the buckets of the range (whole: the '
-'range raw data covers).';
+'buckets; also refreshes (and takes off) the ranges committed batches queued. CALL it in '
+'autocommit (Community commits inside) as the rollups'' owner. Apache: recomputes the buckets '
+'of the range (whole: the range raw data covers).';
 
 -- No role grant: refreshing needs the rollups' owner (the role that ran the migrations), which
 -- has EXECUTE as the procedure's owner.
 
--- Couples with: loader/stream/ (calls the range version for the accumulated range of its
--- committed batches every --refresh-interval, since its batches skip the per-batch call).
+-- Couples with: the loader (after its files), the stream consumer (every --refresh-interval).
+create or replace procedure rollups.refresh_queued(inout ranges_refreshed integer default null)
+language plpgsql
+as $$
+declare
+    queued_ids bigint[];
+    queued tstzmultirange;
+    ranges tstzrange[];
+begin
+    perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    ranges_refreshed := 0;
+    if not _tsfleet.can_refresh_rollups() then
+        raise notice 'tsfleet: role % cannot refresh the rollups: queued refreshes wait for '
+        'the rollups'' owner (tsfleet refresh)', current_user;
+        return;
+    end if;
+    select
+        pg_catalog.array_agg(q.request_id),
+        pg_catalog.range_agg(pg_catalog.tstzrange(q.range_start, q.range_end))
+    into queued_ids, queued
+    from _tsfleet.rollup_refresh_queue as q;
+    ranges := array(
+        select c.refresh_range
+        from _tsfleet.coalesce_refresh_ranges(queued) as c (refresh_range)
+    );
+    if queued_ids is null then
+        return;
+    end if;
+    call _tsfleet.refresh_rollup_ranges(ranges, true);
+    -- Only what was read above: ranges queued meanwhile wait for the next drain.
+    delete from _tsfleet.rollup_refresh_queue as q where q.request_id = any(queued_ids);
+    ranges_refreshed := pg_catalog.cardinality(ranges);
+end;
+$$;
+
+comment on procedure rollups.refresh_queued (integer) is
+'Refresh the ranges committed batches queued (_tsfleet.rollup_refresh_queue), joined, leaving '
+'to a running refresh policy what its window covers, and take them off the queue; returns '
+'how many ranges. As a role that may not refresh: a notice, the queue stays. CALL in '
+'autocommit.';
+
+grant execute on procedure rollups.refresh_queued(integer) to tsfleet_ingest;
+
 create or replace procedure rollups.refresh_after_load(
     p_start timestamptz,
     p_end timestamptz,
@@ -394,32 +477,65 @@ comment on procedure rollups.refresh_after_load (timestamptz, timestamptz, bigin
 grant execute on procedure rollups.refresh_after_load(timestamptz, timestamptz, bigint)
 to tsfleet_ingest;
 
+-- The ranges a batch owes the rollups: what ingest.commit_batch queued for it, or, for a batch
+-- with nothing queued (written without commit_batch, or taken off by a drain meanwhile), the
+-- hour buckets that hold its readings.
+create or replace function _tsfleet.batch_pending_ranges(p_batch_id bigint)
+returns tstzrange[]
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(
+        (
+            select pg_catalog.array_agg(
+                pg_catalog.tstzrange(q.range_start, q.range_end) order by q.range_start
+            )
+            from _tsfleet.rollup_refresh_queue as q
+            where q.batch_id = p_batch_id
+        ),
+        array(
+            select br.refresh_range
+            from _tsfleet.batch_refresh_ranges(p_batch_id) as br (refresh_range)
+        )
+    );
+$$;
+
+comment on function _tsfleet.batch_pending_ranges(bigint) is
+'Time ranges whose rollups a batch still needs refreshed: its queued ranges, else the ranges '
+'of the hour buckets that hold its readings.';
+
 create or replace procedure rollups.refresh_after_load(p_batch_id bigint)
 language plpgsql
 as $$
 declare
-    batch_start timestamptz;
-    batch_end timestamptz;
+    ranges tstzrange[];
 begin
     perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    select b.min_recorded_at, b.max_recorded_at into batch_start, batch_end
-    from ingest.batches as b
-    where b.batch_id = p_batch_id;
-    if batch_start is null or batch_end is null then
+    if not _tsfleet.can_refresh_rollups() then
+        -- ingest.commit_batch queued the batch's ranges in its transaction.
+        raise notice 'tsfleet: the rollup refresh of batch % stays queued for the rollups'' '
+        'owner (tsfleet refresh)', p_batch_id;
+        return;
+    end if;
+    ranges := _tsfleet.batch_pending_ranges(p_batch_id);
+    if pg_catalog.cardinality(ranges) = 0 then
         raise notice 'tsfleet: batch % wrote no readings: no rollup refresh', p_batch_id;
         return;
     end if;
-    -- The batch's range, end inclusive, as the range version's half-open range.
-    call rollups.refresh_after_load(
-        batch_start, batch_end + interval '1 microsecond', p_batch_id
+    call _tsfleet.refresh_rollup_ranges(ranges, true);
+    perform _tsfleet.forget_refreshed(
+        p_batch_id,
+        (select pg_catalog.range_agg(r.piece) from pg_catalog.unnest(ranges) as r (piece))
     );
 end;
 $$;
 
 comment on procedure rollups.refresh_after_load (bigint) is
-'After a committed load: refresh_after_load(start, end) for the batch''s recorded time range '
-'(refreshes it when older than a rollup''s refresh policy window or when no policy runs, as on '
-'Apache; queues it for the owner if the caller may not refresh). CALL in autocommit.';
+'After a committed load: refresh the rollups for the hour buckets the batch wrote (what '
+'ingest.commit_batch queued for it), leaving to a running refresh policy what its window '
+'covers, and take them off the queue; as a role that may not refresh, nothing (they stay '
+'queued for the owner). CALL in autocommit.';
 
 grant execute on procedure rollups.refresh_after_load(bigint) to tsfleet_ingest;
 
@@ -435,21 +551,28 @@ declare
     batch_end timestamptz;
     part_start timestamptz;
     part_end timestamptz;
+    part_ranges tstzrange[];
 begin
     perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     if p_parts is null or p_part is null or p_part not between 0 and p_parts - 1 then
         raise exception 'tsfleet: refresh part % of % is not a part', p_part, p_parts
         using hint = 'Call it once per part: parts 0 to p_parts - 1.';
     end if;
-    -- One part, or Community (its continuous aggregates refresh a range in one go): part 0
-    -- does what refresh_after_load(batch) does, the other parts nothing.
-    if p_parts = 1 or pg_catalog.current_setting('timescaledb.license', true) = 'timescale' then
+    -- One part, Community (its continuous aggregates refresh a range in one go), or a role
+    -- that only queues: part 0 does what refresh_after_load(batch) does, the others nothing.
+    if p_parts = 1 or pg_catalog.current_setting('timescaledb.license', true) = 'timescale'
+        or not _tsfleet.can_refresh_rollups() then
         if p_part = 0 then
             call rollups.refresh_after_load(p_batch_id);
         end if;
         return;
     end if;
-    select b.min_recorded_at, b.max_recorded_at + interval '1 microsecond'
+    -- The slices come from the batch's recorded range in whole hours, so every part cuts the
+    -- same ones whenever it starts; each refreshes what its slice holds of the batch's pending
+    -- ranges and takes its slice off the queue.
+    select
+        public.time_bucket(interval '1 hour', b.min_recorded_at),
+        public.time_bucket(interval '1 hour', b.max_recorded_at) + interval '1 hour'
     into batch_start, batch_end
     from ingest.batches as b
     where b.batch_id = p_batch_id;
@@ -468,16 +591,25 @@ begin
     if part_start < batch_start then
         part_start := batch_start;
     end if;
-    if part_start < part_end then
-        call rollups.refresh_after_load(part_start, part_end, p_batch_id);
+    if part_start >= part_end then
+        return;
     end if;
+    part_ranges := array(
+        select r.piece * pg_catalog.tstzrange(part_start, part_end)
+        from pg_catalog.unnest(_tsfleet.batch_pending_ranges(p_batch_id)) as r (piece)
+        where r.piece && pg_catalog.tstzrange(part_start, part_end)
+    );
+    call _tsfleet.refresh_rollup_ranges(part_ranges, true);
+    perform _tsfleet.forget_refreshed(
+        p_batch_id, pg_catalog.tstzmultirange(pg_catalog.tstzrange(part_start, part_end))
+    );
 end;
 $$;
 
 comment on procedure rollups.refresh_after_load (bigint, integer, integer) is
 'refresh_after_load(batch) shared by p_parts connections, each calling it with its own p_part '
 '(0 to p_parts - 1) at the same time: on Apache each part refreshes a slice of the batch''s '
-'time range (cut at whole hours); on Community part 0 refreshes it all and the others '
-'nothing. CALL in autocommit.';
+'time range (cut at whole hours) and takes it off the queue; on Community part 0 refreshes '
+'it all and the others nothing. CALL in autocommit.';
 
 grant execute on procedure rollups.refresh_after_load(bigint, integer, integer) to tsfleet_ingest;

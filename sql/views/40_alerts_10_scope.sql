@@ -1,7 +1,8 @@
--- Which rule applies to which device or asset at alerts.evaluation_time(). Private: the
--- condition views (40_alerts_20_conditions.sql) read these. Within one condition kind,
--- severity, metric and variant (params per), the most specific matching rule wins for a
--- target: device > asset > device_type > asset_type > tenant > all.
+-- Which rule applies to which device or asset at alerts.evaluation_time(), enabled or not
+-- (callers choose the rules: evaluate the enabled ones, backtest any). Private: the signals
+-- (sql/functions/51_alerts_signals.sql, 40_alerts_20_*signal*.sql) read these. Within one
+-- condition kind, severity, metric and variant (params per), the most specific matching rule
+-- wins for a target: device > asset > device_type > asset_type > tenant > all.
 -- Couples with: alerts.rules (scope_kind values), docs/alerts.md (scope precedence), the
 -- default metric of each condition view (repeated in the partition below).
 
@@ -15,13 +16,13 @@ rules as (
         r.scope_kind,
         r.scope_key,
         r.params,
-        r.severity
+        r.severity,
+        r.is_enabled
     from alerts.rules as r
     where
-        r.is_enabled
-        and r.condition_kind in (
+        r.condition_kind in (
             'low_battery', 'temperature_range', 'humidity_drift', 'quality_anomalies',
-            'stale_device', 'high_volume', 'poor_completeness'
+            'stale_device', 'high_volume', 'poor_completeness', 'threshold'
         )
 ),
 
@@ -45,11 +46,11 @@ matches as (
         r.condition_kind,
         r.params,
         r.severity,
+        r.is_enabled,
         d.device_id,
         d.device_key,
         d.device_type,
         d.nominal_interval,
-        d.last_reading_at,
         t.tenant_key,
         case r.scope_kind
             when 'device' then 5
@@ -85,8 +86,9 @@ ranked as (
     select
         m.*,
         rank() over (
+            -- enabled rules outrank each other only; a disabled rule (backtested) likewise
             partition by
-                m.condition_kind, m.severity, m.device_id,
+                m.is_enabled, m.condition_kind, m.severity, m.device_id,
                 -- the metric as the condition view resolves it (its default when omitted)
                 coalesce(
                     m.params ->> 'metric',
@@ -113,13 +115,12 @@ select
     rk.device_key,
     rk.device_type,
     rk.nominal_interval,
-    rk.last_reading_at,
     rk.tenant_key
 from ranked as rk
 where rk.precedence = 1;
 
 comment on view _tsfleet.alert_rule_devices is
-'Enabled device rules and the devices each one covers (most specific scope wins).';
+'Device rules and the devices each one covers (most specific scope wins).';
 
 create or replace view _tsfleet.alert_rule_assets as
 with
@@ -131,9 +132,10 @@ rules as (
         r.scope_kind,
         r.scope_key,
         r.params,
-        r.severity
+        r.severity,
+        r.is_enabled
     from alerts.rules as r
-    where r.is_enabled and r.condition_kind in ('low_asset_health')
+    where r.condition_kind in ('low_asset_health')
 ),
 
 matches as (
@@ -143,10 +145,9 @@ matches as (
         r.condition_kind,
         r.params,
         r.severity,
+        r.is_enabled,
         a.asset_id,
         a.asset_key,
-        a.latest_health_score,
-        a.latest_health_at,
         t.tenant_key,
         case r.scope_kind
             when 'asset' then 5
@@ -169,7 +170,7 @@ ranked as (
     select
         m.*,
         rank() over (
-            partition by m.condition_kind, m.severity, m.asset_id
+            partition by m.is_enabled, m.condition_kind, m.severity, m.asset_id
             order by m.specificity desc
         ) as precedence
     from matches as m
@@ -183,11 +184,9 @@ select
     rk.severity,
     rk.asset_id,
     rk.asset_key,
-    rk.latest_health_score,
-    rk.latest_health_at,
     rk.tenant_key
 from ranked as rk
 where rk.precedence = 1;
 
 comment on view _tsfleet.alert_rule_assets is
-'Enabled asset rules and the assets each one covers (most specific scope wins).';
+'Asset rules and the assets each one covers (most specific scope wins).';

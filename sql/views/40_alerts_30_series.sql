@@ -36,6 +36,37 @@ comment on column alerts.series_low_battery.value is 'Reading value.';
 
 grant select on alerts.series_low_battery to tsfleet_analyst, tsfleet_grafana;
 
+create or replace view alerts.series_threshold as
+with
+watched as (
+    select distinct r.params ->> 'metric' as metric_name
+    from alerts.rules as r
+    where r.condition_kind = 'threshold' and r.is_enabled
+),
+
+final as (
+    select
+        rn.recorded_at,
+        rn.device_key as device,
+        rn.metric_name as metric,
+        rn.tenant_key as tenant,
+        rn.value
+    from telemetry.readings_named as rn
+    inner join watched as w on rn.metric_name = w.metric_name
+)
+
+select * from final;
+
+comment on view alerts.series_threshold is
+'Readings of the metrics watched by threshold rules (companion of condition_threshold).';
+comment on column alerts.series_threshold.recorded_at is 'Time of the reading.';
+comment on column alerts.series_threshold.device is 'Device key.';
+comment on column alerts.series_threshold.metric is 'Metric name.';
+comment on column alerts.series_threshold.tenant is 'Tenant key.';
+comment on column alerts.series_threshold.value is 'Reading value.';
+
+grant select on alerts.series_threshold to tsfleet_analyst, tsfleet_grafana;
+
 create or replace view alerts.series_temperature_range as
 with
 watched as (

@@ -1,0 +1,1 @@
+drop index if exists telemetry.readings_device_id_recorded_at_metric_id_idx;

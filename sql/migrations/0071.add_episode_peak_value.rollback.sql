@@ -1,0 +1,1 @@
+alter table alerts.episodes drop column if exists peak_value;
