@@ -9,8 +9,7 @@
 -- series' first reading of the window is later still, from the earlier of those two hours
 -- (devices are registered on their first reading; a backfilled device, registered after its
 -- readings, is expected from its first reading of the window).
--- Couples with: alerts.condition_poor_completeness (reads device_id, metric_id, hour_start,
--- completeness_pct of the view), quality.intervals_between, quality.parameters, and the
+-- Couples with: quality.intervals_between, quality.parameters, and the
 -- settings note in 20_quality_10_intervals.sql (plpgsql, custom plans, jit off, definer).
 
 create or replace function quality.completeness_between(p_start timestamptz, p_end timestamptz)
@@ -139,10 +138,8 @@ comment on function quality.completeness_between(timestamptz, timestamptz) is
 'the hour of p_start to the last hour ending by p_end). Hours without readings of an expected '
 'series are listed with received = 0. Reads only the window''s chunks; jit off.';
 
--- tsfleet_ingest too: the alert runner's role evaluates alerts.condition_poor_completeness,
--- which reads quality.completeness_hourly (a function in a view runs as the caller).
 grant execute on function quality.completeness_between(timestamptz, timestamptz)
-to tsfleet_analyst, tsfleet_grafana, tsfleet_ingest;
+to tsfleet_analyst, tsfleet_grafana;
 
 -- The last completeness_lookback up to now(): quality.completeness_between over that window.
 create or replace view quality.completeness_hourly as
