@@ -49,13 +49,17 @@ def main() -> int:
     everything: dict[str, list[dict[str, object]]] = {}
     with throwaway_server(bench_server_url()) as url:
         ctx = BenchContext(server_url=url, scale=args.scale)
-        for name in names:
-            module = importlib.import_module(f"bench.{name}")
-            title = f"{name[len('bench_'):]}: {(module.__doc__ or '').strip().splitlines()[0]}"
-            results = module.run(ctx)
-            print_table(title, results)
-            sys.stdout.flush()
-            everything[name] = [{**r.__dict__, "ratio": r.ratio} for r in results]
+        try:
+            for name in names:
+                module = importlib.import_module(f"bench.{name}")
+                title = (f"{name[len('bench_'):]}: "
+                         f"{(module.__doc__ or '').strip().splitlines()[0]}")
+                results = module.run(ctx)
+                print_table(title, results)
+                sys.stdout.flush()
+                everything[name] = [{**r.__dict__, "ratio": r.ratio} for r in results]
+        finally:
+            ctx.close()
     if args.json:
         args.json.write_text(json.dumps(everything, indent=2, default=str))
     return 0
