@@ -74,16 +74,28 @@ def server(harness_log) -> Iterator[Server]:
     with throwaway_server(explicit and plain_url(explicit), log=harness_log) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute(
-                "select current_setting('timescaledb.license', true),"
-                " (select default_version from pg_available_extensions"
+                "select (select default_version from pg_available_extensions"
                 "  where name = 'timescaledb'),"
                 " current_setting('server_version_num')::int"
             ).fetchone()
         assert row is not None
-        if row[1] is None:
+        if row[0] is None:
             pytest.exit(f"the test server at {url} has no TimescaleDB extension", returncode=3)
-        yield Server(url=url, license=row[0] or "apache", timescaledb_version=row[1],
-                     postgres_version_num=row[2])
+        yield Server(url=url, license=server_license(url), timescaledb_version=row[0],
+                     postgres_version_num=row[1])
+
+
+def server_license(url: str) -> str:
+    """timescaledb.license as a database with the extension sees it. Newer releases (2.28)
+    define the setting only where the extension is created, not in the maintenance database."""
+    probe = Server(url=url, license="", timescaledb_version="", postgres_version_num=0)
+    name = unique_name("tsfleet_probe")
+    try:
+        with psycopg.connect(create_empty_database(probe, name)) as conn:
+            row = conn.execute("select current_setting('timescaledb.license', true)").fetchone()
+    finally:
+        drop_database(probe, name)
+    return (row and row[0]) or "apache"
 
 
 def create_empty_database(server: Server, dbname: str) -> str:
