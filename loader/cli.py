@@ -19,6 +19,7 @@ from loader import __version__
 COMMANDS = {
     "migrate": ("migrate", "migrate"),
     "rollback": ("migrate", "rollback"),
+    "logins": ("logins", "logins"),
     "status": ("status", "status"),
     "consume": ("consume", "consume"),
     "capture": ("capture", "capture"),
