@@ -20,6 +20,7 @@ COMMANDS = {
     "migrate": ("migrate", "migrate"),
     "rollback": ("migrate", "rollback"),
     "logins": ("logins", "logins"),
+    "health": ("health", "health"),
     "status": ("status", "status"),
     "consume": ("consume", "consume"),
     "capture": ("capture", "capture"),
