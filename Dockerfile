@@ -17,5 +17,4 @@ RUN pip install --no-cache-dir --no-index /wheels/*.whl \
     && useradd --system --no-create-home --shell /usr/sbin/nologin tsfleet
 USER tsfleet
 WORKDIR /tmp
-ENTRYPOINT ["tsfleet"]
-CMD ["--help"]
+CMD ["tsfleet", "--help"]

@@ -20,7 +20,8 @@ def login_env(conn: psycopg.Connection) -> Iterator[dict[str, str]]:
     suffix = uuid.uuid4().hex[:8]
     env = {}
     for login in SERVICE_LOGINS:
-        env[login.user_env] = f"{login.default_user}_{suffix}"
+        # Not tsfleet_*: test_roles checks that no tsfleet_* role on the server can log in.
+        env[login.user_env] = f"svc_{login.default_user}_{suffix}"
         env[login.password_env] = f"pw-{login.default_user}-{suffix}"
     yield env
     for login in SERVICE_LOGINS:

@@ -21,13 +21,14 @@ class ServiceLogin:
     group_role: str
 
 
-# Couples with: docker-compose.yml and .env.example (the variables), ops.ensure_login.
+# Couples with: docker-compose.yml and .env.example (the variables), ops.ensure_login, and
+# grafana/provisioning/datasources/tsfleet.yaml (its fixed user: tsfleet_grafana_login).
 SERVICE_LOGINS = (
     ServiceLogin("consumer", "TSFLEET_INGEST_DB_USER", "ingest_consumer",
                  "TSFLEET_INGEST_DB_PASSWORD", "tsfleet_ingest"),
     ServiceLogin("alert runner", "TSFLEET_RUNNER_DB_USER", "alert_runner",
                  "TSFLEET_RUNNER_DB_PASSWORD", "tsfleet_ingest"),
-    ServiceLogin("grafana", "TSFLEET_GRAFANA_DB_USER", "grafana_reader",
+    ServiceLogin("grafana", "TSFLEET_GRAFANA_DB_USER", "tsfleet_grafana_login",
                  "TSFLEET_GRAFANA_DB_PASSWORD", "tsfleet_grafana"),
 )
 
@@ -56,7 +57,7 @@ def logins(database_url: str | None, require_all: bool) -> None:
     \b
       TSFLEET_INGEST_DB_USER  (ingest_consumer)  TSFLEET_INGEST_DB_PASSWORD
       TSFLEET_RUNNER_DB_USER  (alert_runner)     TSFLEET_RUNNER_DB_PASSWORD
-      TSFLEET_GRAFANA_DB_USER (grafana_reader)   TSFLEET_GRAFANA_DB_PASSWORD
+      TSFLEET_GRAFANA_DB_USER (tsfleet_grafana_login)  TSFLEET_GRAFANA_DB_PASSWORD
 
     A login whose password variable is unset is skipped (an error with --require-all).
 

@@ -22,9 +22,12 @@ begin
         raise exception 'tsfleet: % is not a service group role', group_role
         using hint = 'Use one of: ' || array_to_string(service_groups, ', ') || '.';
     end if;
-    if login_name is null or login_name = '' or login_name ~ '^(pg_|tsfleet_)' then
+    if
+        login_name is null or login_name = '' or login_name ~ '^pg_'
+        or login_name = any(service_groups || array['tsfleet_owner'])
+        then
         raise exception 'tsfleet: % cannot be a service login name', coalesce(login_name, 'null')
-        using hint = 'Names starting with pg_ or tsfleet_ are reserved for group roles.';
+        using hint = 'pg_ names and the tsfleet group roles are reserved.';
     end if;
     if password_verifier is null or password_verifier !~ '^SCRAM-SHA-256\$' then
         raise exception 'tsfleet: the password of % must be a SCRAM-SHA-256 verifier', login_name
