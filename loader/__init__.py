@@ -4,9 +4,6 @@ The Python package is deliberately thin: it parses files and messages, streams r
 PostgreSQL with COPY, and calls the SQL functions that hold the business logic.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("tsfleet")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+source"
+# The one place the version is written: pyproject.toml reads it (dynamic version), the wheel's
+# metadata carries it, and `tsfleet --version` prints it. Bump it with a CHANGELOG.md entry.
+__version__ = "0.1.0"

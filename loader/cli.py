@@ -19,6 +19,8 @@ from loader import __version__
 COMMANDS = {
     "migrate": ("migrate", "migrate"),
     "rollback": ("migrate", "rollback"),
+    "logins": ("logins", "logins"),
+    "health": ("health", "health"),
     "status": ("status", "status"),
     "consume": ("consume", "consume"),
     "capture": ("capture", "capture"),

@@ -13,17 +13,31 @@ from loader.db import yoyo_url
 SENTINEL_ID = "9999.reapply_functions_and_views"
 
 
+class NoMigrationsFound(RuntimeError):
+    """The migrations folder is missing or empty: migrating would silently do nothing."""
+
+
 def sql_dir() -> Path:
-    """The repository's sql/ folder (override with TSFLEET_SQL_DIR)."""
+    """The SQL the package ships (loader/sql; override with TSFLEET_SQL_DIR).
+
+    In the wheel loader/sql holds the files; in a checkout it is a symlink to the repository's
+    sql/ folder, so both read the same migrations.
+    """
     explicit = os.environ.get("TSFLEET_SQL_DIR")
     if explicit:
         return Path(explicit)
-    return Path(__file__).resolve().parent.parent / "sql"
+    return Path(__file__).resolve().parent / "sql"
 
 
 def _backend_and_migrations(url: str):
+    folder = sql_dir() / "migrations"
+    migrations = read_migrations(str(folder)) if folder.is_dir() else []
+    if not [m for m in migrations if m.id != SENTINEL_ID]:
+        raise NoMigrationsFound(
+            f"no migrations found in {folder}: the package is incomplete (reinstall tsfleet) "
+            "or TSFLEET_SQL_DIR points at the wrong folder"
+        )
     backend = get_backend(yoyo_url(url))
-    migrations = read_migrations(str(sql_dir() / "migrations"))
     return backend, migrations
 
 
@@ -86,3 +100,13 @@ def rollback(url: str, count: int | None = None) -> list[str]:
 def pending(url: str) -> list[str]:
     backend, migrations = _backend_and_migrations(url)
     return [m.id for m in backend.to_apply(migrations) if m.id != SENTINEL_ID]
+
+
+def listing(url: str) -> list[tuple[str, bool]]:
+    """Every numbered migration with whether it is applied, in order (yoyo's `list`).
+
+    The sentinel is left out: it is pending by design (see 9999.reapply_functions_and_views).
+    """
+    backend, migrations = _backend_and_migrations(url)
+    applied = set(backend.get_applied_migration_hashes())
+    return [(m.id, m.hash in applied) for m in migrations if m.id != SENTINEL_ID]

@@ -107,11 +107,12 @@ def test_second_apply_is_a_no_op(db_url: str) -> None:
 
 
 def test_plain_yoyo_apply_from_repo_root_works(empty_db_url: str) -> None:
-    """The deployer's command, exactly as the README and docker-compose.yml give it."""
-    env = {**os.environ, "DATABASE_URL": yoyo_url(empty_db_url)}
+    """The deployer's command, exactly as the README gives it (DATABASE_URL unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     yoyo = Path(sys.executable).parent / "yoyo"
     for _ in range(2):
-        result = subprocess.run([str(yoyo), "apply", "--batch"], cwd=REPO, env=env,
+        result = subprocess.run([str(yoyo), "apply", "--batch", "--database",
+                                 yoyo_url(empty_db_url)], cwd=REPO, env=env,
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
     with psycopg.connect(empty_db_url, autocommit=True) as conn:

@@ -13,16 +13,23 @@ from loader.options import database_url_option
 @database_url_option
 @click.option("--reapply", is_flag=True,
               help="Re-create every function and view even if the SQL files did not change.")
-def migrate(database_url: str | None, reapply: bool) -> None:
+@click.option("--list", "only_list", is_flag=True,
+              help="List applied (A) and pending (U) migrations; change nothing.")
+def migrate(database_url: str | None, reapply: bool, only_list: bool) -> None:
     """Apply pending migrations, then re-apply sql/functions and sql/views.
 
     Same as `yoyo apply --batch` from the repository root, with a plain postgresql:// URL.
+    The SQL comes from the installed package, so this works from any directory.
 
     Example:
 
         tsfleet migrate --database-url postgresql://tsfleet@localhost/tsfleet
+        tsfleet migrate --list
     """
     url = resolve_url(database_url)
+    if only_list:
+        list_migrations(url)
+        return
     try:
         applied = migrations.apply(url, force_reapply=reapply, log=click.echo)
     except Exception as exc:  # yoyo and psycopg raise many kinds; all end the same way
@@ -31,6 +38,18 @@ def migrate(database_url: str | None, reapply: bool) -> None:
         click.echo(f"applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         click.echo("no pending migrations")
+
+
+def list_migrations(url: str) -> None:
+    """Print yoyo's `list`: one line per migration, A (applied) or U (unapplied)."""
+    try:
+        rows = migrations.listing(url)
+    except Exception as exc:
+        raise click.ClickException(f"cannot list migrations: {exc}") from exc
+    for migration_id, is_applied in rows:
+        click.echo(f"{'A' if is_applied else 'U'}  {migration_id}")
+    done = sum(1 for _, is_applied in rows if is_applied)
+    click.echo(f"{done} applied, {len(rows) - done} pending")
 
 
 @click.command()

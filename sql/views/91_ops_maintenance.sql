@@ -160,8 +160,12 @@ final as (
         le.finish_time as last_error_at,
         le.err_message as last_error
     from timescaledb_information.jobs as j
+    -- A refresh policy's target, as the catalog names it: TimescaleDB up to 2.2x reports the
+    -- materialization hypertable, newer releases (2.28) the continuous aggregate itself.
     left join _tsfleet.maintained_hypertables as mh
-        on j.hypertable_schema = mh.hypertable_schema and j.hypertable_name = mh.hypertable_name
+        on
+            format('%I.%I', j.hypertable_schema, j.hypertable_name)
+            in (mh.object_name, format('%I.%I', mh.hypertable_schema, mh.hypertable_name))
     left join timescaledb_information.job_stats as js on j.job_id = js.job_id
     left join last_errors as le on j.job_id = le.job_id
     where
