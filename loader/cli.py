@@ -8,8 +8,6 @@ time is part of what `python -m bench --only ingest` measures.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 
 import click
 
@@ -66,25 +64,3 @@ def main() -> None:
         export DATABASE_URL=postgresql://tsfleet@localhost:5432/tsfleet
         tsfleet migrate && tsfleet status
     """
-
-
-def run() -> None:
-    """The `tsfleet` console script: the group, then an exit that skips the interpreter's
-    teardown. Freeing pandas', numpy's and psycopg's modules one object at a time takes about
-    a tenth of a second after every command (mypy exits the same way, for the same reason).
-    Nothing here needs that teardown: commands close their connections and files themselves
-    and register no atexit work; output is flushed before leaving."""
-    try:
-        main()
-        code: int | str | None = 0
-    except SystemExit as done:
-        code = done.code
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (tsfleet ... | head): nothing to say
-            code = code or 1
-    os._exit(code or 0)

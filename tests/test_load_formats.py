@@ -43,8 +43,8 @@ def test_instrument_tree_loads_every_file_with_columns_as_metrics(db_url: str,
     report = run_load_json(db_url, "instruments", str(root))
     assert report["totals"].pop("refresh_seconds") > 0
     assert report["totals"] == {"rows_read": 7, "rows_inserted": 7, "rows_duplicate": 0,
-                                "rows_conflict": 0, "rows_rejected": 0, "batches": 3,
-                                "failed": 0, "rollup_ranges_refreshed": 2}
+                                "rows_conflict": 0, "rows_rejected": 0, "values_missing": 1,
+                                "batches": 3, "failed": 0, "rollup_ranges_refreshed": 2}
     assert readings(conn) == [
         ("2026-01-25T23:00:00", "B7", "humidity_pct", 55.0, "good"),
         ("2026-01-25T23:00:00", "B7", "temperature_c", 22.0, "good"),

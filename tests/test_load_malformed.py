@@ -94,7 +94,7 @@ CASES = [
              ["time", "temperature_c"], [["2026-02-01T00:00:00Z", "20"]]))],
          error=("instrument_Z9_20260201.csv:1:timestamp: required column 'timestamp'",)),
     Case("broken JSON", battery_with(assets=b'{"totalCount": 1,\n "items": [\n {"deviceId": }'),
-         error=("assets.json:3:column 15: broken JSON: Expecting value",)),
+         error=("assets.json:3: broken JSON: invalid input syntax for type json",)),
     Case("JSON of the wrong shape", battery_with(telemetry=b'{"points": []}'),
          error=("b1.json:1:series:",)),
     Case("asset without deviceId",
