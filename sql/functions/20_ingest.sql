@@ -40,8 +40,9 @@ grant execute on function ingest.infer_unit(text) to tsfleet_ingest, tsfleet_ana
 
 
 -- Couples with: loader/ingest/copy.py (the COPY column lists), 22_ingest_parse.sql (readers).
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.create_staging()
 returns void
 language plpgsql
@@ -110,8 +111,9 @@ grant execute on function ingest.create_staging() to tsfleet_ingest;
 -- (migration 0033) over running and committed batches. A second load of the same content
 -- waits here until the first one's transaction ends: committed, the insert conflicts and this
 -- returns NULL (skipped); rolled back, this batch goes ahead.
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.begin_batch(
     p_source_kind text,
     p_source_name text,
@@ -299,8 +301,9 @@ comment on function ingest.tenant_id(text) is
 grant execute on function ingest.tenant_id(text) to tsfleet_ingest;
 
 
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.commit_batch(
     p_batch_id bigint,
     p_rows_read bigint,
@@ -328,8 +331,9 @@ comment on function ingest.commit_batch(bigint, bigint, bigint) is
 grant execute on function ingest.commit_batch(bigint, bigint, bigint) to tsfleet_ingest;
 
 
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.record_batch_outcome(
     p_source_kind text,
     p_source_name text,
@@ -365,8 +369,9 @@ grant execute on function ingest.record_batch_outcome(
 
 
 -- Couples with: migration 0030 (ingest.message_receipts).
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.prune_message_receipts(p_older_than interval)
 returns bigint
 language plpgsql

@@ -42,7 +42,7 @@ grant execute on function ingest.quality_length_limit() to tsfleet_ingest;
 -- C); a quoted line is read by a regular expression. NULL: the quotes do not balance (a quoted
 -- field with a line break inside is not supported: each physical line is one record).
 create or replace function ingest.split_csv_line(p_line text, p_delimiter text)
-returns text []
+returns text[]
 language sql
 immutable
 parallel safe
@@ -63,7 +63,7 @@ grant execute on function ingest.split_csv_line(text, text) to tsfleet_ingest;
 
 
 create or replace function ingest.split_quoted_csv_line(p_line text, p_delimiter text)
-returns text []
+returns text[]
 language sql
 immutable
 parallel safe
@@ -425,7 +425,9 @@ begin
         exception when sqlstate 'TSF02' then
             raise;
         when others then
-            problem := format('%L does not match --time-format %L (%s)', v_shown, p_format, sqlerrm);
+            problem := format(
+                '%L does not match --time-format %L (%s)', v_shown, p_format, sqlerrm
+            );
             return;
         end;
         if p_format not like '%\%z%' then

@@ -43,13 +43,13 @@ grant execute on function ingest.input_error(text, bigint, text, text, text) to 
 -- delimiter suggests --delimiter.
 create or replace function ingest.csv_columns(
     p_source text,
-    p_header text [],
+    p_header text[],
     p_options jsonb,
-    out time_positions integer [],
+    out time_positions integer[],
     out device_position integer,
     out quality_position integer,
-    out metric_names text [],
-    out metric_positions integer []
+    out metric_names text[],
+    out metric_positions integer[]
 )
 language plpgsql
 stable
@@ -57,17 +57,17 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_layout text := coalesce(p_options ->> 'layout', 'narrow');
-    v_time_columns text [] := coalesce(
+    v_time_columns text[] := coalesce(
         array(select jsonb_array_elements_text(p_options -> 'time_columns')), '{time}'
     );
     v_device_column text := coalesce(p_options ->> 'device_column', 'device');
     v_quality_column text := coalesce(p_options ->> 'quality_column', 'quality');
     v_metric_column text := coalesce(p_options ->> 'metric_column', 'metric');
     v_value_column text := coalesce(p_options ->> 'value_column', 'value');
-    v_columns text [] := array(select jsonb_array_elements_text(p_options -> 'columns'));
-    v_exclude text [] := array(select jsonb_array_elements_text(p_options -> 'exclude'));
+    v_columns text[] := array(select jsonb_array_elements_text(p_options -> 'columns'));
+    v_exclude text[] := array(select jsonb_array_elements_text(p_options -> 'exclude'));
     v_delimiter text := coalesce(p_options ->> 'delimiter', ',');
-    v_required text [];
+    v_required text[];
     v_missing text;
     v_hint text;
     v_other text;
@@ -199,12 +199,12 @@ begin
 end;
 $$;
 
-comment on function ingest.csv_columns(text, text [], jsonb) is
+comment on function ingest.csv_columns(text, text[], jsonb) is
 'Positions of the time, device, quality and metric columns of a CSV header under the load '
 'options (layout, *_column, device, columns, exclude, delimiter); raises TSF01 with a hint '
 'for a header that does not fit.';
 
-grant execute on function ingest.csv_columns(text, text [], jsonb) to tsfleet_ingest;
+grant execute on function ingest.csv_columns(text, text[], jsonb) to tsfleet_ingest;
 
 
 -- CSV lines to typed rows. Options (jsonb, all optional): layout narrow|wide, header (column
@@ -214,7 +214,7 @@ grant execute on function ingest.csv_columns(text, text [], jsonb) to tsfleet_in
 -- once per distinct text (rows of one time share it).
 create or replace function ingest.parse_csv(
     p_batch_id bigint,
-    p_source_names text [],
+    p_source_names text[],
     p_options jsonb,
     out rows_read bigint,
     out rows_rejected bigint,
@@ -230,12 +230,12 @@ declare
     v_format text := coalesce(p_options ->> 'time_format', 'iso');
     v_zone text := coalesce(p_options ->> 'timezone', 'UTC');
     v_ambiguous text := coalesce(p_options ->> 'ambiguous', 'raise');
-    v_na text [] := array(select jsonb_array_elements_text(p_options -> 'na_values'));
+    v_na text[] := array(select jsonb_array_elements_text(p_options -> 'na_values'));
     v_fixed text := p_options ->> 'device';
     v_narrow boolean := coalesce(p_options ->> 'layout', 'narrow') = 'narrow';
     v_time_label text;
     v_device_label text := coalesce(p_options ->> 'device_column', 'device');
-    v_header text [];
+    v_header text[];
     v_first bigint := 1;
     v_columns record;
     v_width integer;
@@ -444,7 +444,9 @@ begin
                 when length(v.metric_name) > v_key_limit
                     then format('metric name longer than %s characters', v_key_limit)
                 when v_decimal = ',' and strpos(v.raw_value, '.') > 0
-                    then format('value %L holds a point but --decimal is '','' ', left(v.raw_value, 60))
+                    then format(
+                        'value %L holds a point but --decimal is '',''', left(v.raw_value, 60)
+                    )
                 when v.value is null then ingest.number_problem(v.raw_value, v.value_text)
             end,
             v.recorded_at,
@@ -502,13 +504,13 @@ begin
 end;
 $$;
 
-comment on function ingest.parse_csv(bigint, text [], jsonb) is
+comment on function ingest.parse_csv(bigint, text[], jsonb) is
 'Parse the CSV lines of pg_temp.ingest_lines into pg_temp.ingest_staging (one row per '
 'reading) and ingest.rejects (one per bad line or cell, with line, field and reason), under '
 'the load options; returns rows read, rejected and missing cells. Raises TSF01 for a '
 'file-level problem.';
 
-grant execute on function ingest.parse_csv(bigint, text [], jsonb) to tsfleet_ingest;
+grant execute on function ingest.parse_csv(bigint, text[], jsonb) to tsfleet_ingest;
 
 
 -- The JSON documents of pg_temp.ingest_lines, parsed by the server: all at once when every one
@@ -591,7 +593,8 @@ begin
                     )
                     values (
                         v_line.source_no, v_line.line_number, v_line.body, v_line.message_id,
-                        'invalid JSON: ' || sqlerrm || coalesce(' (' || nullif(v_detail, '') || ')', '')
+                        'invalid JSON: ' || sqlerrm
+                        || coalesce(' (' || nullif(v_detail, '') || ')', '')
                     );
                 end;
             end loop;
@@ -617,7 +620,7 @@ grant execute on function ingest.parse_documents() to tsfleet_ingest;
 -- as duplicates by ingest.insert_staged_readings).
 create or replace function ingest.parse_messages(
     p_batch_id bigint,
-    p_source_names text [],
+    p_source_names text[],
     out rows_read bigint,
     out rows_rejected bigint
 )
@@ -720,14 +723,17 @@ begin
             c.source_no,
             c.line_number,
             c.body,
-            case when c.metric_name = '' then 'metrics' else 'metrics.' || left(c.raw_name, 100) end,
+            case
+                when c.metric_name = '' then 'metrics' else 'metrics.' || left(c.raw_name, 100)
+            end,
             case
                 when c.metric_name = '' then 'empty metric name'
                 when length(c.metric_name) > v_key_limit
                     then format('metric name longer than %s characters', v_key_limit)
                 when jsonb_typeof(c.raw_value) <> 'number'
                     then left(format('value is not a number: %s', c.raw_value), 300)
-                when c.value is null then ingest.number_problem(c.raw_value::text, c.raw_value::text)
+                when c.value is null
+                    then ingest.number_problem(c.raw_value::text, c.raw_value::text)
             end,
             c.recorded_at,
             c.device_key,
@@ -796,11 +802,11 @@ begin
 end;
 $$;
 
-comment on function ingest.parse_messages(bigint, text []) is
+comment on function ingest.parse_messages(bigint, text[]) is
 'Parse the normalized telemetry messages of pg_temp.ingest_lines into pg_temp.ingest_staging, '
 'pg_temp.ingest_device_records and ingest.rejects; returns rows read and rejected.';
 
-grant execute on function ingest.parse_messages(bigint, text []) to tsfleet_ingest;
+grant execute on function ingest.parse_messages(bigint, text[]) to tsfleet_ingest;
 
 
 -- Couples with: ingest.message_problem_field (the same order of checks).
@@ -927,7 +933,7 @@ grant execute on function ingest.parse_json_file(text, text) to tsfleet_ingest;
 -- 1-based position in the series' data, field: the series name).
 create or replace function ingest.parse_battery(
     p_batch_id bigint,
-    p_source_names text [],
+    p_source_names text[],
     out rows_read bigint,
     out rows_rejected bigint
 )
@@ -1090,9 +1096,9 @@ begin
 end;
 $$;
 
-comment on function ingest.parse_battery(bigint, text []) is
+comment on function ingest.parse_battery(bigint, text[]) is
 'Parse battery vendor documents staged in pg_temp.ingest_lines (source 1 assets.json, the '
 'others telemetry files with the device key as subject) into devices, readings and rejects; '
 'raises TSF01 for a document of the wrong shape.';
 
-grant execute on function ingest.parse_battery(bigint, text []) to tsfleet_ingest;
+grant execute on function ingest.parse_battery(bigint, text[]) to tsfleet_ingest;

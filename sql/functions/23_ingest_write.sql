@@ -10,7 +10,7 @@
 -- of stored readings that stay in staging (last-write-wins conflicts).
 create or replace function ingest.settle_collisions(
     p_batch_id bigint,
-    p_source_names text [],
+    p_source_names text[],
     p_last_write_wins boolean,
     p_min timestamptz,
     p_max timestamptz,
@@ -139,21 +139,21 @@ end;
 $$;
 
 comment on function ingest.settle_collisions(
-    bigint, text [], boolean, timestamptz, timestamptz
+    bigint, text[], boolean, timestamptz, timestamptz
 ) is
 'Record the staged rows whose key collides within the batch or with a stored reading in '
 'ingest.collisions and remove them from pg_temp.ingest_staging (last-write-wins keeps the '
 'last row of a key and rows that replace a different stored value); returns those conflicts.';
 
 grant execute on function ingest.settle_collisions(
-    bigint, text [], boolean, timestamptz, timestamptz
+    bigint, text[], boolean, timestamptz, timestamptz
 ) to tsfleet_ingest;
 
 
 create or replace function ingest.insert_staged_readings(
     p_batch_id bigint,
     p_tenant_key text default 'default',
-    p_source_names text [] default '{}',
+    p_source_names text[] default '{}',
     p_last_write_wins boolean default false
 )
 returns table (
@@ -476,14 +476,14 @@ begin
 end;
 $$;
 
-comment on function ingest.insert_staged_readings(bigint, text, text [], boolean) is
+comment on function ingest.insert_staged_readings(bigint, text, text[], boolean) is
 'Move the rows of pg_temp.ingest_staging into telemetry.readings for a batch: register '
 'tenants, devices and metrics, skip redelivered and repeated messages, reject out-of-range and '
 'future readings, insert in key order (keep stored values, or last-write-wins), record '
 'duplicates and conflicts in ingest.collisions, keep devices.last_reading_at and the batch '
 'counters.';
 
-grant execute on function ingest.insert_staged_readings(bigint, text, text [], boolean)
+grant execute on function ingest.insert_staged_readings(bigint, text, text[], boolean)
 to tsfleet_ingest;
 
 
@@ -493,12 +493,13 @@ to tsfleet_ingest;
 -- batch), allow_empty (a batch whose every row was rejected commits; the stream's choice).
 -- Failures raise: TSF01 input (file level), TSF03 --strict, TSF04 nothing stored; the caller
 -- rolls back and records the failed batch.
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.write_batch(
     p_batch_id bigint,
     p_format text,
-    p_source_names text [],
+    p_source_names text[],
     p_options jsonb default '{}'
 )
 returns table (
@@ -597,13 +598,13 @@ begin
 end;
 $$;
 
-comment on function ingest.write_batch(bigint, text, text [], jsonb) is
+comment on function ingest.write_batch(bigint, text, text[], jsonb) is
 'Write the batch staged in pg_temp.ingest_lines: parse (csv, messages or battery), reject, '
 'register devices and metrics, apply the exactly-once rules, insert the readings, run asset '
 'processing and mark the batch committed; returns its counts. Raises TSF01 (input), TSF03 '
 '(--strict) or TSF04 (every row rejected).';
 
-grant execute on function ingest.write_batch(bigint, text, text [], jsonb) to tsfleet_ingest;
+grant execute on function ingest.write_batch(bigint, text, text[], jsonb) to tsfleet_ingest;
 
 
 create or replace function ingest.fail_strict(p_batch_id bigint, p_kind text)
@@ -617,7 +618,8 @@ declare
 begin
     if p_kind = 'reject' then
         select
-            r.source_name || coalesce(':' || r.line_number, '') || coalesce(':' || r.field_name, ''),
+            r.source_name || coalesce(':' || r.line_number, '')
+            || coalesce(':' || r.field_name, ''),
             r.reason
         into v_where, v_reason
         from ingest.rejects as r

@@ -516,8 +516,9 @@ comment on function _tsfleet.process_readings(bigint, timestamptz, timestamptz) 
 grant execute on function _tsfleet.process_readings(bigint, timestamptz, timestamptz)
 to tsfleet_ingest;
 
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.process_batch(p_batch_id bigint)
 returns table (
     asset_rows_inserted bigint,
@@ -545,8 +546,9 @@ comment on function ingest.process_batch(bigint) is
 
 grant execute on function ingest.process_batch(bigint) to tsfleet_ingest;
 
--- security definer: the ingest API is the only door to the tables it writes; tsfleet_ingest holds
--- EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035). Runs as the owner, search_path pinned.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0035).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.process_range(p_start timestamptz, p_end timestamptz)
 returns table (
     asset_rows_inserted bigint,
