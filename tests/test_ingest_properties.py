@@ -163,8 +163,8 @@ def test_any_json_gives_readings_or_rejects_and_the_batch_commits(
 
 
 @settings(SETTINGS, max_examples=15)
-@given(st.lists(st.tuples(moments.filter(lambda m: m.year < 2026), keys, keys, finite), min_size=1, max_size=30,
-                unique_by=lambda r: (r[0], r[1], r[2])))
+@given(st.lists(st.tuples(moments.filter(lambda m: m.year < 2026), keys, keys, finite),
+                min_size=1, max_size=30, unique_by=lambda r: (r[0], r[1], r[2])))
 def test_narrow_csv_round_trips_any_keys_and_values(
         conn: psycopg.Connection, tmp_path: Path,
         rows: list[tuple[datetime, str, str, float]]) -> None:

@@ -157,7 +157,8 @@ def install_from_debian_source(bindir: Path, log: Callable[[str], None] = print)
     _run("refresh package lists", ["apt-get", "update", "-qq"], log)
     # Another apt-get (an unattended upgrade, a second harness) may hold dpkg's lock: wait.
     _run("install build dependencies",
-         ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "--no-install-recommends", "cmake", "gcc", "make",
+         ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq",
+          "--no-install-recommends", "cmake", "gcc", "make",
           "dpkg-dev", "xz-utils", "libssl-dev", f"postgresql-server-dev-{major}"], log)
     _run("read the source index", ["apt-get", *private_apt, "update", "-qq"], log)
     src = cache / "src"
