@@ -58,7 +58,8 @@ as $$
 declare
     v_layout text := coalesce(p_options ->> 'layout', 'narrow');
     v_time_columns text[] := coalesce(
-        array(select jsonb_array_elements_text(p_options -> 'time_columns')), '{time}'
+        nullif(array(select jsonb_array_elements_text(p_options -> 'time_columns')), '{}'),
+        '{time}'
     );
     v_device_column text := coalesce(p_options ->> 'device_column', 'device');
     v_quality_column text := coalesce(p_options ->> 'quality_column', 'quality');
