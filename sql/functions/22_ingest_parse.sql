@@ -16,7 +16,7 @@ create or replace function ingest.input_error(
 )
 returns void
 language plpgsql
-immutable
+volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
