@@ -110,7 +110,7 @@ grant execute on function ingest.split_quoted_csv_line(text, text) to tsfleet_in
 
 
 -- A number as the loaders accept it: digits, one decimal point, an exponent. Such text of
--- bounded size (200 digits, a 2-digit exponent) casts to double precision without error;
+-- bounded size (200 characters, a 2-digit exponent) casts to double precision without error;
 -- anything longer goes through ingest.float_or_null (an exception block, rare inputs only).
 create or replace function ingest.to_float(p_text text)
 returns double precision
@@ -120,7 +120,8 @@ parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
     select case
-        when p_text ~ '^[+-]?([0-9]{1,200}(\.[0-9]{0,200})?|\.[0-9]{1,200})([eE][+-]?[0-9]{1,2})?$'
+        when length(p_text) <= 200
+            and p_text ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
             then p_text::double precision
         when p_text ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$'
             then ingest.float_or_null(p_text)

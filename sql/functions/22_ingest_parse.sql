@@ -291,7 +291,12 @@ begin
             l.source_no,
             l.line_number,
             l.body,
-            ingest.split_csv_line(l.body, v_delimiter) as fields
+            -- ingest.split_csv_line written out: a function with its own search_path is not
+            -- inlined, and a call per line cost more than the split itself.
+            case
+                when strpos(l.body, '"') = 0 then string_to_array(l.body, v_delimiter)
+                else ingest.split_quoted_csv_line(l.body, v_delimiter)
+            end as fields
         from pg_temp.ingest_lines as l
         where l.line_number >= v_first and l.body <> ''
     ),
@@ -385,7 +390,13 @@ begin
             c.metric_name,
             c.field_name,
             c.raw_value,
-            ingest.number_text(c.raw_value, v_decimal) as value_text
+            -- ingest.number_text written out (inlined, as above).
+            case
+                when v_decimal = ',' and strpos(c.raw_value, '.') = 0
+                    then replace(btrim(c.raw_value), ',', '.')
+                when v_decimal = ',' then '.' || btrim(c.raw_value)
+                else btrim(c.raw_value)
+            end as value_text
         from checked_lines as cl
         cross join lateral (
             select
@@ -404,13 +415,27 @@ begin
         where cl.problem is null
     ),
 
+    -- ingest.to_float written out, once per cell (offset 0 keeps the subquery from being
+    -- pulled up into every reference).
     valued as (
         select
             c.*,
-            ingest.to_float(c.value_text) as value,
-            btrim(c.raw_value) = any(v_na) or (not v_narrow and btrim(c.raw_value) = '')
-            as is_missing
+            n.value,
+            n.is_missing
         from cells as c
+        cross join lateral (
+            select
+                case
+                    when length(c.value_text) <= 200
+                        and c.value_text ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
+                        then c.value_text::double precision
+                    when c.value_text ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$'
+                        then ingest.float_or_null(c.value_text)
+                end as value,
+                btrim(c.raw_value) = any(v_na) or (not v_narrow and btrim(c.raw_value) = '')
+                as is_missing
+            offset 0
+        ) as n
     ),
 
     results as materialized (
