@@ -701,14 +701,75 @@ begin
         ) as p on true
     ),
 
+    -- The whole-message checks, written out here (a helper function per message would not
+    -- be inlined): the first failing check gives the reason and the field.
     checked as materialized (
         select
             m.*,
             t.recorded_at,
-            ingest.message_problem(m.doc, t.problem) as problem,
-            ingest.message_problem_field(m.doc, t.problem) as problem_field
+            f.problem_field,
+            case f.problem_field
+                when 'messageId' then case
+                    when not m.doc ? 'messageId' then 'required field messageId is missing'
+                    when length(m.doc ->> 'messageId') > v_key_limit
+                        then format('messageId longer than %s characters', v_key_limit)
+                    else left(format(
+                        'required field messageId is not a non-empty string: %s',
+                        m.doc -> 'messageId'
+                    ), 200)
+                end
+                when 'deviceId' then case
+                    when not m.doc ? 'deviceId' then 'required field deviceId is missing'
+                    when length(m.doc ->> 'deviceId') > v_key_limit
+                        then format('deviceId longer than %s characters', v_key_limit)
+                    else left(format(
+                        'required field deviceId is not a non-empty string: %s',
+                        m.doc -> 'deviceId'
+                    ), 200)
+                end
+                when 'timestamp' then case
+                    when not m.doc ? 'timestamp' then 'required field timestamp is missing'
+                    when jsonb_typeof(m.doc -> 'timestamp') <> 'string'
+                        then left(format(
+                            'required field timestamp is not a string: %s',
+                            m.doc -> 'timestamp'
+                        ), 200)
+                    else t.problem
+                end
+                when 'metrics' then 'required field metrics must be an object'
+                when 'organizationId' then case
+                    when length(m.doc ->> 'organizationId') > v_key_limit
+                        then format('organizationId longer than %s characters', v_key_limit)
+                    else 'organizationId must be a non-empty string when present'
+                end
+                else case when m.doc_type <> 'object'
+                    then 'a message must be a JSON object, got ' || m.doc_type
+                end
+            end as problem
         from messages as m
         left join times as t on m.raw_time = t.raw_time
+        cross join lateral (
+            select case
+                when m.doc is null or m.doc_type <> 'object' then null
+                when jsonb_typeof(m.doc -> 'messageId') is distinct from 'string'
+                    or btrim(m.doc ->> 'messageId') = ''
+                    or length(m.doc ->> 'messageId') > v_key_limit then 'messageId'
+                when jsonb_typeof(m.doc -> 'deviceId') is distinct from 'string'
+                    or btrim(m.doc ->> 'deviceId') = ''
+                    or length(m.doc ->> 'deviceId') > v_key_limit then 'deviceId'
+                when jsonb_typeof(m.doc -> 'timestamp') is distinct from 'string'
+                    then 'timestamp'
+                when jsonb_typeof(m.doc -> 'metrics') is distinct from 'object'
+                    then 'metrics'
+                when m.doc ? 'organizationId' and (
+                    jsonb_typeof(m.doc -> 'organizationId') <> 'string'
+                    or btrim(m.doc ->> 'organizationId') = ''
+                    or length(m.doc ->> 'organizationId') > v_key_limit
+                ) then 'organizationId'
+                when t.problem is not null then 'timestamp'
+            end as problem_field
+            offset 0
+        ) as f
     ),
 
     cells as (
@@ -722,8 +783,11 @@ begin
             btrim(e.key) as metric_name,
             e.key as raw_name,
             e.value as raw_value,
-            case when jsonb_typeof(e.value) = 'number'
-                then ingest.to_float(e.value::text)
+            case
+                when jsonb_typeof(e.value) = 'number' and length(e.value::text) <= 200
+                    and e.value::text !~ '[eE][+-]?[0-9]{3}'
+                    then e.value::text::double precision
+                when jsonb_typeof(e.value) = 'number' then ingest.float_or_null(e.value::text)
             end as value
         from checked as c
         cross join lateral jsonb_each(c.doc -> 'metrics') as e (key, value)
@@ -833,85 +897,6 @@ comment on function ingest.parse_messages(bigint, text[]) is
 'pg_temp.ingest_device_records and ingest.rejects; returns rows read and rejected.';
 
 grant execute on function ingest.parse_messages(bigint, text[]) to tsfleet_ingest;
-
-
--- Couples with: ingest.message_problem_field (the same order of checks).
-create or replace function ingest.message_problem(p_doc jsonb, p_time_problem text)
-returns text
-language sql
-immutable
-parallel safe
-set search_path = pg_catalog, pg_temp
-as $$
-    select case
-        when p_doc is null then null
-        when jsonb_typeof(p_doc) <> 'object'
-            then 'a message must be a JSON object, got ' || jsonb_typeof(p_doc)
-        when not p_doc ? 'messageId' then 'required field messageId is missing'
-        when jsonb_typeof(p_doc -> 'messageId') <> 'string' or btrim(p_doc ->> 'messageId') = ''
-            then left(format('required field messageId is not a non-empty string: %s',
-                p_doc -> 'messageId'), 200)
-        when not p_doc ? 'deviceId' then 'required field deviceId is missing'
-        when jsonb_typeof(p_doc -> 'deviceId') <> 'string' or btrim(p_doc ->> 'deviceId') = ''
-            then left(format('required field deviceId is not a non-empty string: %s',
-                p_doc -> 'deviceId'), 200)
-        when not p_doc ? 'timestamp' then 'required field timestamp is missing'
-        when jsonb_typeof(p_doc -> 'timestamp') <> 'string'
-            then left(format('required field timestamp is not a string: %s',
-                p_doc -> 'timestamp'), 200)
-        when jsonb_typeof(p_doc -> 'metrics') is distinct from 'object'
-            then 'required field metrics must be an object'
-        when p_doc ? 'organizationId' and (
-            jsonb_typeof(p_doc -> 'organizationId') <> 'string'
-            or btrim(p_doc ->> 'organizationId') = ''
-        ) then 'organizationId must be a non-empty string when present'
-        when length(p_doc ->> 'messageId') > ingest.key_length_limit()
-            then format('messageId longer than %s characters', ingest.key_length_limit())
-        when length(p_doc ->> 'deviceId') > ingest.key_length_limit()
-            then format('deviceId longer than %s characters', ingest.key_length_limit())
-        when length(p_doc ->> 'organizationId') > ingest.key_length_limit()
-            then format('organizationId longer than %s characters', ingest.key_length_limit())
-        when p_time_problem is not null then p_time_problem
-    end;
-$$;
-
-comment on function ingest.message_problem(jsonb, text) is
-'Why a parsed message cannot be loaded as a whole (NULL: it can), given its timestamp''s '
-'problem.';
-
-grant execute on function ingest.message_problem(jsonb, text) to tsfleet_ingest;
-
-
-create or replace function ingest.message_problem_field(p_doc jsonb, p_time_problem text)
-returns text
-language sql
-immutable
-parallel safe
-set search_path = pg_catalog, pg_temp
-as $$
-    select case
-        when p_doc is null or jsonb_typeof(p_doc) <> 'object' then null
-        when jsonb_typeof(p_doc -> 'messageId') is distinct from 'string'
-            or btrim(p_doc ->> 'messageId') = '' then 'messageId'
-        when jsonb_typeof(p_doc -> 'deviceId') is distinct from 'string'
-            or btrim(p_doc ->> 'deviceId') = '' then 'deviceId'
-        when jsonb_typeof(p_doc -> 'timestamp') is distinct from 'string' then 'timestamp'
-        when jsonb_typeof(p_doc -> 'metrics') is distinct from 'object' then 'metrics'
-        when p_doc ? 'organizationId' and (
-            jsonb_typeof(p_doc -> 'organizationId') <> 'string'
-            or btrim(p_doc ->> 'organizationId') = ''
-        ) then 'organizationId'
-        when length(p_doc ->> 'messageId') > ingest.key_length_limit() then 'messageId'
-        when length(p_doc ->> 'deviceId') > ingest.key_length_limit() then 'deviceId'
-        when length(p_doc ->> 'organizationId') > ingest.key_length_limit() then 'organizationId'
-        when p_time_problem is not null then 'timestamp'
-    end;
-$$;
-
-comment on function ingest.message_problem_field(jsonb, text) is
-'The message field at fault for ingest.message_problem (NULL: the whole message).';
-
-grant execute on function ingest.message_problem_field(jsonb, text) to tsfleet_ingest;
 
 
 -- A whole JSON file (battery vendor documents): parsed, or a file-level error naming the file
