@@ -323,7 +323,7 @@ begin
         select distinct s.raw_time from stamped as s where s.raw_time is not null
     ),
 
-    times as (
+    times as materialized (
         select
             d.raw_time,
             coalesce(
@@ -685,7 +685,7 @@ begin
         where m.raw_time is not null and m.doc_type = 'object'
     ),
 
-    times as (
+    times as materialized (
         select
             d.raw_time,
             coalesce(
