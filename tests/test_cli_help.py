@@ -52,8 +52,8 @@ def run_console_script(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "DATABASE_URL": ""})
 
 
-def test_the_console_script_keeps_output_and_exit_codes_through_its_fast_exit() -> None:
-    """run() leaves with os._exit: what the command printed must still arrive, whole, and
+def test_the_console_script_keeps_output_and_exit_codes() -> None:
+    """run() flushes and exits normally: what the command printed must arrive, whole, and
     its exit code must be the command's."""
     version = run_console_script("--version")
     assert (version.returncode, version.stdout.strip()) == (0, f"tsfleet, version {__version__}")

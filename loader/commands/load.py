@@ -275,7 +275,7 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
     # killed earlier left queued.
     one_file = len(openers) == 1
     refresh: tuple[int, float, str | None] = (0, 0.0, None)
-    with conn, _progress(len(openers), total_bytes, not as_json) as bar, _quick_handoffs():
+    with conn, _progress(len(openers), total_bytes, not as_json) as bar:
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
@@ -324,19 +324,6 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         raise click.ClickException(
             f"{len(failed)} of {len(results)} batch(es) failed and loaded nothing; "
             "fix the input named above and run the same command again")
-
-
-@contextmanager
-def _quick_handoffs(seconds: float = 0.001) -> Iterator[None]:
-    """A load's parser thread keeps the GIL busy while its writer thread streams a COPY and
-    needs the GIL between socket writes: Python's default 5 ms switch interval left the
-    server waiting for data (python -m bench --only ingest). The command's own setting only."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def _drain_refresh_queue(conn: psycopg.Connection) -> tuple[int, float, str | None]:
