@@ -139,7 +139,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 f" (median of {ROUNDS}, alternating with the loads)")
     return [
         Result("tsfleet load csv, first load (median)", load_rate, "rows/s", raw_rate, raw_name,
-               ">= 0.35 (per round: " + ", ".join(f"{r:.3f}" for r in ratios) + ")"),
+               "(per round: " + ", ".join(f"{r:.3f}" for r in ratios) + ")"),
         Result("tsfleet load csv --force, all duplicates", rows / dup_seconds, "rows/s",
                raw_rate, raw_name),
         Result("tsfleet load csv, same file again", skip_seconds, "s", None, "",
@@ -147,11 +147,11 @@ def run(ctx: BenchContext) -> list[Result]:
         Result("\\copy of resolved ids into telemetry.readings", ceiling_rate, "rows/s",
                raw_rate, raw_name, "the schema's index ceiling"),
         Result("tsfleet load vs that ceiling", load_rate, "rows/s", ceiling_rate,
-               "\\copy into telemetry.readings (same indexes, no checks)"),
+               "\\copy into telemetry.readings (same indexes, no checks)", ">= 0.5"),
         Result("first load without the rollup refresh",
                rows / (load_seconds - refresh_seconds), "rows/s", raw_rate, raw_name,
                f"refresh took {refresh_seconds:.1f} s"),
         Result("loader peak RSS, first load", max(rss_runs), "MB", None, "",
-               "bounded by chunks"),
+               "streamed: COPY of 1 MB blocks"),
         Result("loader peak RSS, duplicate reload", dup_rss, "MB"),
     ]

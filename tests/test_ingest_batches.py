@@ -1,15 +1,18 @@
-"""The batch contract: the library entry point for parsed messages, processing in the same
+"""The batch contract: the library entry point for raw stream messages, processing in the same
 transaction, and a rollup refresh after the commit that can warn but never undo."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from loader.ingest import BatchFailed, LoadOptions, load_messages
+from loader.ingest import LoadOptions
+from loader.stream.messages import RawMessage
+from loader.stream.sink import RejectedMessage, write_messages
 from tests.ingest_support import (
     batches,
     message,
@@ -22,36 +25,39 @@ from tests.ingest_support import (
 )
 
 
-def test_load_messages_writes_parsed_messages_as_one_batch(conn: psycopg.Connection) -> None:
+def raw(*messages: object, first: int = 101) -> list[RawMessage]:
+    return [RawMessage("telemetry.normalized.v1", None, json.dumps(m).encode(), first + n)
+            for n, m in enumerate(messages)]
+
+
+def test_write_messages_writes_raw_payloads_as_one_batch(conn: psycopg.Connection) -> None:
     good = message("m-1")
     bad = {"deviceId": "device-abc-123", "timestamp": "2026-01-28T14:30:00Z", "metrics": {}}
-    result = load_messages(conn, [good, bad, message("m-1")], source_name="nats:test",
-                           line_numbers=[101, 102, 103])
-    assert (result.status, result.rows_read, result.rows_inserted, result.rows_duplicate,
-            result.rows_rejected) == ("committed", 9, 4, 4, 1)
+    counts = write_messages(conn, raw(good, bad, message("m-1")), source_name="nats:test")
+    assert (counts.messages, counts.messages_inserted, counts.messages_duplicate,
+            counts.readings_inserted, counts.rejected) == (3, 1, 1, 4, 1)
+    assert counts.poison == [RejectedMessage(102, "messageId",
+                                             "required field messageId is missing")]
     assert rejects(conn)[0][:3] == ("nats:test", 102, "messageId")
     (batch,) = batches(conn)
-    assert (batch["source_kind"], batch["source_name"], batch["checksum"]) == (
-        "stream", "nats:test", None)
-    again = load_messages(conn, [message("m-1")], source_name="nats:test")
-    assert (again.rows_inserted, again.rows_duplicate, again.messages_duplicate) == (0, 4, 1)
+    assert (batch["source_kind"], batch["source_name"], batch["checksum"], batch["status"]) == (
+        "nats", "nats:test", None, "committed")
+    again = write_messages(conn, raw(message("m-1")), source_name="nats:test")
+    assert (again.readings_inserted, again.messages_duplicate) == (0, 1)
 
 
-def test_load_messages_failure_writes_nothing_but_the_failed_batch(
-        conn: psycopg.Connection) -> None:
-    bad = message("m-2", temperature=float("nan"))
-    with pytest.raises(BatchFailed) as failed:
-        load_messages(conn, [message("m-1"), bad], source_name="nats:test",
-                      options=LoadOptions(strict=True))
-    assert "metrics.temperature" in str(failed.value)
+def test_a_batch_of_poison_only_commits_its_rejects(conn: psycopg.Connection) -> None:
+    counts = write_messages(conn, [RawMessage(None, None, b"{not json", 7),
+                                   RawMessage(None, None, b"\xff", 8)], source_name="nats:t")
+    assert [(p.sequence, p.reason[:12]) for p in counts.poison] == [
+        (8, "payload is n"), (7, "invalid JSON")]
+    assert [b["status"] for b in batches(conn)] == ["committed"]
     assert readings(conn) == []
-    assert [b["status"] for b in batches(conn)] == ["failed"]
-    assert scalar(conn, "select count(*) from ingest.message_receipts") == 0
 
 
-def test_load_messages_needs_an_autocommit_connection(db_url: str) -> None:
+def test_write_messages_needs_an_autocommit_connection(db_url: str) -> None:
     with psycopg.connect(db_url) as plain, pytest.raises(ValueError, match="autocommit"):
-        load_messages(plain, [message("m-1")], source_name="x")
+        write_messages(plain, raw(message("m-1")), source_name="x")
 
 
 def replace_process_batch(conn: psycopg.Connection, body: str) -> None:
@@ -110,8 +116,8 @@ def test_a_failed_rollup_refresh_is_a_warning_and_keeps_the_load(
 
 def test_old_message_receipts_can_be_pruned_but_not_recent_ones(conn: psycopg.Connection
                                                                 ) -> None:
-    load_messages(conn, [message("m-old"), message("m-new", timestamp="2026-01-28T15:00:00Z")],
-                  source_name="nats:test")
+    write_messages(conn, raw(message("m-old"), message("m-new", timestamp="2026-01-28T15:00:00Z")),
+                   source_name="nats:test")
     conn.execute("update ingest.message_receipts set received_at = now() - interval '40 days'"
                  " where message_id = 'm-old'")
     assert scalar(conn, "select ingest.prune_message_receipts(interval '30 days')") == 1
@@ -138,7 +144,7 @@ def test_a_member_of_tsfleet_ingest_can_load(db_url: str, conn: psycopg.Connecti
         result = run_load(url, "csv", str(path), "--tenant", "acme")
         assert result.exit_code == 0, result.output
         assert "warning" not in result.output
-        again = run_load(url, "csv", str(path))
+        again = run_load(url, "csv", str(path), "--tenant", "acme")
         assert "skipped" in again.output
         messages_result = load_messages_as(url)
         assert messages_result == (4, 0)
@@ -150,8 +156,8 @@ def test_a_member_of_tsfleet_ingest_can_load(db_url: str, conn: psycopg.Connecti
 
 def load_messages_as(url: str) -> tuple[int, int]:
     with psycopg.connect(url, autocommit=True) as member:
-        result = load_messages(member, [message("m-1")], source_name="nats:test")
-    return result.rows_inserted, result.rows_rejected
+        counts = write_messages(member, raw(message("m-1")), source_name="nats:test")
+    return counts.readings_inserted, counts.rejected
 
 
 def test_progress_reports_bytes_up_to_the_whole_file(conn: psycopg.Connection,
@@ -163,7 +169,7 @@ def test_progress_reports_bytes_up_to_the_whole_file(conn: psycopg.Connection,
                      [[f"2026-01-26T00:{n:02d}:00Z", "m1", "power_w", str(n)] for n in range(50)])
     seen: list[int] = []
     result = load_source(conn, open_generic_csv(path, CsvLayout(), None),
-                         LoadOptions(chunk_rows=10, progress=seen.append))
+                         LoadOptions(progress=seen.append))
     assert result.status == "committed" and result.rows_inserted == 50
     assert seen and seen == sorted(seen) and seen[-1] == path.stat().st_size
 

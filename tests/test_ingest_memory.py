@@ -13,7 +13,7 @@ TSFLEET = str(Path(sys.executable).parent / "tsfleet")
 
 
 def peak_rss_mb(db_url: str, path: Path) -> float:
-    process = subprocess.Popen([TSFLEET, "load", "csv", str(path), "--chunk-rows", "2000"],
+    process = subprocess.Popen([TSFLEET, "load", "csv", str(path)],
                                env={**os.environ, "DATABASE_URL": db_url},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(process.pid, 0)

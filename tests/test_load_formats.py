@@ -44,8 +44,8 @@ def test_instrument_tree_loads_every_file_with_columns_as_metrics(db_url: str,
     assert report["totals"].pop("refresh_seconds") > 0
     # One range: the hours 25th 23:00 to 26th 02:00 and 27th 00:00 are less than a day apart.
     assert report["totals"] == {"rows_read": 7, "rows_inserted": 7, "rows_duplicate": 0,
-                                "rows_conflict": 0, "rows_rejected": 0, "batches": 3,
-                                "failed": 0, "rollup_ranges_refreshed": 1}
+                                "rows_conflict": 0, "rows_rejected": 0, "values_missing": 1,
+                                "batches": 3, "failed": 0, "rollup_ranges_refreshed": 1}
     assert readings(conn) == [
         ("2026-01-25T23:00:00", "B7", "humidity_pct", 55.0, "good"),
         ("2026-01-25T23:00:00", "B7", "temperature_c", 22.0, "good"),

@@ -43,3 +43,39 @@ def test_roles_cannot_log_in(conn: psycopg.Connection) -> None:
     assert [r[0] for r in rows] == ["tsfleet_analyst", "tsfleet_grafana", "tsfleet_ingest",
                                     "tsfleet_owner"]
     assert not any(r[1] for r in rows)
+
+
+def test_no_tsfleet_role_but_the_owner_writes_a_telemetry_or_ingest_table(
+        conn: psycopg.Connection) -> None:
+    """The API is the only door: loaders and consumers (tsfleet_ingest) write through the
+    security definer ingest functions. (Alerts' tables and the rollup queue are not yet
+    behind such functions; their schemas are outside this rule for now.)"""
+    writable = conn.execute("""
+        select r.rolname, n.nspname || '.' || c.relname, p.privilege
+        from pg_catalog.pg_class as c
+        inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
+        cross join pg_catalog.pg_roles as r
+        cross join unnest(array['insert', 'update', 'delete', 'truncate']) as p (privilege)
+        where
+            c.relkind in ('r', 'p')
+            and n.nspname in ('telemetry', 'ingest')
+            and r.rolname like 'tsfleet\\_%' and r.rolname <> 'tsfleet_owner'
+            and (has_table_privilege(r.oid, c.oid, p.privilege)
+                 or (p.privilege in ('insert', 'update')
+                     and has_any_column_privilege(r.oid, c.oid, p.privilege)))
+        order by 1, 2, 3""").fetchall()
+    assert writable == []
+
+
+def test_ingest_entry_points_are_security_definer_with_a_pinned_search_path(
+        conn: psycopg.Connection) -> None:
+    entry_points = ["ingest.begin_batch(text,text,text,text)", "ingest.create_staging()",
+                    "ingest.write_batch(bigint,text,text[],jsonb)",
+                    "ingest.record_batch_outcome(text,text,text,text,text,bigint,text)",
+                    "ingest.record_stream_rejects(text,jsonb)"]
+    rows = conn.execute("""
+        select p.prosecdef, array_to_string(p.proconfig, ',')
+        from unnest(%s::text[]) as e (name)
+        inner join pg_catalog.pg_proc as p on p.oid = e.name::regprocedure""",
+                        [entry_points]).fetchall()
+    assert rows == [(True, "search_path=pg_catalog, pg_temp")] * len(entry_points)

@@ -7,15 +7,17 @@ source_kind 'bundle', checksum = provenance.bundle_sha256, so loading a bundle a
 no-op (the ingest path records a 'skipped' batch row).
 
 Device bundles go through the shared ingest path (loader.ingest.batch.load_source: one
-transaction with the ingest lock, checksum registry, device registration, dedup, rejects,
-asset processing and commit; then the rollup refresh of the loaded range). Just before it, in
-its own short transaction, the manifest's tenants and metrics (with their units) are
+transaction with the checksum registry, registration, dedup, rejects, asset processing and
+commit; then the rollup refresh of the loaded range): their rows go to the database as narrow
+CSV lines numbered as in the bundle's files. Just before it, in its own short transaction,
+the manifest's tenants, devices (with their tenant) and metrics (with their units) are
 registered if missing (insert ... on conflict do nothing): ingest would otherwise infer units
 from names, and a metric without any reading in the bundle would not exist.
 
 Asset bundles write telemetry.asset_readings, which the ingest path does not, with the SQL
-below, in one transaction under the same ingest lock (ingest.begin_batch/commit_batch are not
-used because they count device readings). Their source device is one device per tenant named
+below, in one transaction (ingest.begin_batch/commit_batch are not
+used because they count device readings; a concurrent load of the same bundle waits on the
+checksum registry's unique index). Their source device is one device per tenant named
 bundle:<first 12 hex of the bundle checksum>:<tenant>, since a binned value has no single
 source. An existing asset reading with the same key is kept (duplicate if equal, conflict if
 not).
@@ -35,10 +37,11 @@ from loader.capture import csvfile, manifest
 from loader.capture.bundle import GAP_CODES
 from loader.capture.verify import verify
 from loader.db import connect
-from loader.formats.records import Device, FileStart, Reading, Source
+from loader.formats.records import Source
 from loader.ingest.batch import BatchFailed, load_source
+from loader.ingest.copy import copy_rows
 
-INGEST_LOCK_SQL = "select pg_catalog.pg_advisory_xact_lock(7465676)"  # ingest.begin_batch's
+NARROW = {"layout": "narrow", "header": ["time", "device", "metric", "value"]}
 
 PREREGISTER_SQL = [
     """
@@ -54,6 +57,15 @@ PREREGISTER_SQL = [
     where not exists (select from telemetry.metrics as m where m.metric_name = s.metric_name)
     order by s.metric_name
     on conflict (metric_name) do nothing
+    """,
+    """
+    insert into telemetry.devices (tenant_id, device_key)
+    select t.tenant_id, s.device_key
+    from unnest(%(devices)s::text[], %(device_tenants)s::text[]) as s (device_key, tenant_key)
+    inner join telemetry.tenants as t on s.tenant_key = t.tenant_key
+    where not exists (select from telemetry.devices as d where d.device_key = s.device_key)
+    order by s.device_key
+    on conflict (device_key) do nothing
     """,
 ]
 
@@ -249,7 +261,13 @@ def _preregister(conn: psycopg.Connection, content: BundleContent) -> None:
     units: dict[str, str | None] = {}
     for _tenant, _key, _type, metric, unit in content.series:
         units.setdefault(metric, unit)
+    tenants: dict[str, str] = {}
+    if content.kind == "device":
+        for tenant, key, _type, _metric, _unit in content.series:
+            tenants.setdefault(key, tenant)
     params = {
+        "devices": sorted(tenants),
+        "device_tenants": [tenants[k] for k in sorted(tenants)],
         "tenants": sorted({item[0] for item in content.series}),
         "metrics": sorted(units),
         "units": [units[m] for m in sorted(units)],
@@ -259,21 +277,23 @@ def _preregister(conn: psycopg.Connection, content: BundleContent) -> None:
             conn.execute(statement, params)
 
 
-def _items(content: BundleContent) -> Iterator[FileStart | Reading]:
-    current = None
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _rows(content: BundleContent) -> Iterator[tuple[int, int, None, None, str]]:
+    """(file number, line, -, -, narrow CSV line) per reading, for ingest.parse_csv."""
+    numbers: dict[str, int] = {}
     for path, line, at, key, metric, value in content.readings:
-        if path != current:
-            current = path
-            yield FileStart(path)
-        yield Reading(line=line, recorded_at=at, device_key=key, metric_name=metric,
-                      value=value)
+        number = numbers.setdefault(path, len(numbers) + 1)
+        yield number, line, None, None, f"{at},{_quoted(key)},{_quoted(metric)},{value!r}"
 
 
 def _load_devices(url: str, folder: Path, content: BundleContent) -> LoadResult:
-    devices = {key: Device(device_key=key, tenant_key=tenant)
-               for tenant, key, _type, _metric, _unit in content.series}
+    files = list(dict.fromkeys(f"{folder}/{path}" for path, *_ in content.readings))
     source = Source(kind="bundle", name=str(folder.resolve()), checksum=content.checksum,
-                    items=lambda: _items(content), devices=devices)
+                    format="csv", options=NARROW, names=files or [str(folder)],
+                    feed=lambda cur, _progress: copy_rows(cur, _rows(content)))
     with connect(url, autocommit=True) as conn:
         _preregister(conn, content)
         try:
@@ -299,7 +319,6 @@ def _load_devices(url: str, folder: Path, content: BundleContent) -> LoadResult:
 def _load_assets(url: str, folder: Path, content: BundleContent, prefix: str) -> LoadResult:
     readings = [(at, key, metric, value) for _p, _l, at, key, metric, value in content.readings]
     with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute(INGEST_LOCK_SQL)
         row = cur.execute(FIND_BATCH_SQL, {"checksum": content.checksum}).fetchone()
         if row is not None:
             return LoadResult(batch_id=row[0], already_loaded=True, series_kind="asset")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import sys
-import threading
+import zoneinfo
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from loader.db import connect, resolve_url
 from loader.formats import battery_api, instrument_csv, messages_jsonl
 from loader.formats.generic_csv import SOURCE_KIND as GENERIC_KIND
 from loader.formats.generic_csv import CsvLayout, open_generic_csv
-from loader.formats.records import FormatError, Source, TimestampParser
+from loader.formats.records import FormatError, Source
 from loader.ingest import BatchFailed, BatchResult, LoadOptions, load_source
 from loader.ingest.batch import describe, record_unreadable
 from loader.ingest.checksum import content_checksum
@@ -46,8 +45,6 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True,
                      help="Load even if the same content was loaded before (rows are still "
                           "deduplicated by key)."),
-        click.option("--chunk-rows", type=click.IntRange(min=1), default=50_000,
-                     show_default=True, help="Readings per COPY chunk (bounds memory)."),
         click.option("--refresh-connections", type=click.IntRange(1, 8), default=2,
                      show_default=True, metavar="N",
                      help="After a batch of 100,000 new readings or more, refresh its rollups "
@@ -57,6 +54,26 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def _zone(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value != "UTC":
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"unknown time zone {value!r}") from None
+    return value
+
+
+def timezone_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--timezone and --ambiguous: how local times (without an offset) are read."""
+    command = click.option(
+        "--ambiguous", type=click.Choice(["raise", "earliest", "latest"]), default="raise",
+        show_default=True,
+        help="A local time the clocks show twice (DST ends): reject it (raise), or take the "
+             "earliest or latest instant. Nonexistent local times are always rejected.")(command)
+    return click.option("--timezone", default="UTC", show_default=True, callback=_zone,
+                        help="Time zone of timestamps written without an offset.")(command)
 
 
 @click.group()
@@ -90,11 +107,10 @@ def load() -> None:
 @click.argument("root", type=click.Path(exists=True, path_type=Path))
 @click.option("--instrument", metavar="ID", help="Load only this instrument (folder id).")
 @click.option("--day", metavar="YYYYMMDD", help="Load only this day's files.")
-@click.option("--timezone", default="UTC", show_default=True,
-              help="Time zone of timestamps written without an offset.")
+@timezone_options
 @common_options
 def instruments(root: Path, instrument: str | None, day: str | None, timezone: str,
-                **common: Any) -> None:
+                ambiguous: str, **common: Any) -> None:
     """Greenhouse instrument folders: one batch per daily file.
 
     Files are ROOT/instrument_<ID>/instrument_<ID>_YYYYMMDD.csv with the header
@@ -108,7 +124,6 @@ def instruments(root: Path, instrument: str | None, day: str | None, timezone: s
     \b
         tsfleet load instruments data/samples/instruments --instrument GH1-03 --day 20260127
     """
-    _check_timezone(timezone)
     files = instrument_csv.discover(root, instrument, day)
     if not files:
         raise click.ClickException(
@@ -119,9 +134,10 @@ def instruments(root: Path, instrument: str | None, day: str | None, timezone: s
 
     def opener(path: Path) -> Opener:
         def open_source() -> Source:
-            checksum = content_checksum([path], options=f"tz={timezone}")
+            checksum = content_checksum([path], options=_stored_by(
+                instrument_csv.layout(path, timezone, ambiguous).describe(), common))
             return instrument_csv.open_instrument_file(path, checksum, common["tenant"],
-                                                       timezone)
+                                                       timezone, ambiguous)
         return instrument_csv.SOURCE_KIND, str(path), open_source
 
     _run([opener(p) for p in files], sum(p.stat().st_size for p in files), **common)
@@ -145,7 +161,7 @@ def battery(directory: Path, **common: Any) -> None:
     """
     def open_source() -> Source:
         files = battery_api.files_of(directory)
-        checksum = content_checksum(files, root=directory)
+        checksum = content_checksum(files, root=directory, options=_stored_by("", common))
         return battery_api.open_battery_dir(directory, checksum, common["tenant"])
 
     _run([(battery_api.SOURCE_KIND, str(directory), open_source)], 0, **common)
@@ -172,7 +188,8 @@ def messages(path: str, **common: Any) -> None:
         raise click.UsageError(f"{path}: no such file (use - for stdin)")
 
     def open_source() -> Source:
-        checksum = None if path == "-" else content_checksum([Path(path)])
+        checksum = None if path == "-" else content_checksum([Path(path)],
+                                                             options=_stored_by("", common))
         return messages_jsonl.open_jsonl(path, checksum, common["tenant"])
 
     size = 0 if path == "-" else Path(path).stat().st_size
@@ -185,7 +202,9 @@ def messages(path: str, **common: Any) -> None:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--layout", type=click.Choice(["narrow", "wide"]), default="narrow",
               show_default=True, help="narrow: one reading per row; wide: one column per metric.")
-@click.option("--time-column", default="time", show_default=True)
+@click.option("--time-column", "time_columns", multiple=True, metavar="NAME",
+              help="Column of the timestamp (default time); repeat it for a date and a time in "
+                   "separate columns (joined by a space).")
 @click.option("--device-column", default="device", show_default=True,
               help="Column naming the device (ignored with --device).")
 @click.option("--device", "fixed_device", metavar="KEY",
@@ -194,14 +213,26 @@ def messages(path: str, **common: Any) -> None:
 @click.option("--value-column", default="value", show_default=True, help="Narrow only.")
 @click.option("--quality-column", default="quality", show_default=True,
               help="Optional quality column (used when present).")
-@click.option("--time-format", type=click.Choice(list(TimestampParser.MODES)), default="iso",
-              show_default=True, help="iso (offset, Z or --timezone), epoch_s or epoch_ms.")
-@click.option("--timezone", default="UTC", show_default=True,
-              help="Time zone of ISO timestamps written without an offset.")
+@click.option("--columns", metavar="A,B", help="Wide only: load just these metric columns.")
+@click.option("--exclude", metavar="A,B", help="Wide only: do not load these columns.")
+@click.option("--time-format", default="iso", show_default=True, metavar="FORMAT",
+              help="iso (offset, Z or --timezone), epoch_s, epoch_ms, or a strptime format "
+                   "such as '%d/%m/%Y %H:%M:%S' (local times in --timezone).")
+@timezone_options
+@click.option("--delimiter", default=",", show_default=True, metavar="CHAR",
+              help="Field delimiter, one character (';', or 'tab').")
+@click.option("--decimal", type=click.Choice([".", ","]), default=".", show_default=True,
+              help="Decimal mark of values (',' for European exports).")
+@click.option("--na-value", "na_values", multiple=True, metavar="TEXT",
+              help="A cell holding this text is missing: counted, neither stored nor "
+                   "rejected (repeatable, e.g. --na-value -200).")
 @common_options
-def generic_csv(files: tuple[Path, ...], layout: str, time_column: str, device_column: str,
-                fixed_device: str | None, metric_column: str, value_column: str,
-                quality_column: str, time_format: str, timezone: str, **common: Any) -> None:
+def generic_csv(files: tuple[Path, ...], layout: str, time_columns: tuple[str, ...],
+                device_column: str, fixed_device: str | None, metric_column: str,
+                value_column: str, quality_column: str, columns: str | None,
+                exclude: str | None, time_format: str, timezone: str, ambiguous: str,
+                delimiter: str, decimal: str, na_values: tuple[str, ...],
+                **common: Any) -> None:
     """Generic CSV files, narrow or wide: one batch per file.
 
     \b
@@ -214,38 +245,42 @@ def generic_csv(files: tuple[Path, ...], layout: str, time_column: str, device_c
     \b
         tsfleet load csv readings.csv
         tsfleet load csv --layout wide --device pump-7 --time-format epoch_ms pump7.csv
+        tsfleet load csv --layout wide --device air-1 --delimiter ';' --decimal , \
+            --time-column Date --time-column Time --time-format '%d/%m/%Y %H.%M.%S' \
+            --na-value -200 --exclude NMHC AirQuality.csv
     """
-    _check_timezone(timezone)
-    if layout == "narrow":
-        _import_in_background("loader.formats.narrow_columns")
-    spec = CsvLayout(layout=layout, time_column=time_column,
+    delimiter = "\t" if delimiter in ("\\t", "tab") else delimiter
+    if len(delimiter) != 1 or delimiter in '"\n\r':
+        raise click.BadParameter("one character other than a quote or a line break",
+                                 param_hint="--delimiter")
+    if delimiter == decimal:
+        raise click.BadParameter("the delimiter and the decimal mark must differ",
+                                 param_hint="--decimal")
+    spec = CsvLayout(layout=layout, time_columns=time_columns or ("time",),
                      device_column=None if fixed_device else device_column,
                      metric_column=metric_column, value_column=value_column,
                      quality_column=quality_column, device=fixed_device,
-                     time_format=time_format, timezone=timezone)
+                     time_format=time_format, timezone=timezone, ambiguous=ambiguous,
+                     delimiter=delimiter, decimal=decimal, na_values=na_values,
+                     columns=_names(columns), exclude=_names(exclude))
 
     def opener(path: Path) -> Opener:
         def open_source() -> Source:
-            checksum = content_checksum([path], options=spec.describe())
+            checksum = content_checksum([path], options=_stored_by(spec.describe(), common))
             return open_generic_csv(path, spec, checksum, common["tenant"])
         return GENERIC_KIND, str(path), open_source
 
     _run([opener(p) for p in files], sum(p.stat().st_size for p in files), **common)
 
 
-def _import_in_background(module: str) -> None:
-    """Import a module on another thread while this one connects and reads the files for
-    their checksum (both wait on I/O, without the GIL); whoever imports it next waits for it."""
-    threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
-                     name="tsfleet-import").start()
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else ()
 
 
-def _check_timezone(zone: str) -> None:
-    try:
-        TimestampParser("iso", zone)
-    except Exception as exc:
-        raise click.BadParameter(f"unknown time zone {zone!r} ({exc})",
-                                 param_hint="--timezone") from None
+def _stored_by(reading: str, common: dict[str, Any]) -> str:
+    """Every option that changes what a load stores, for the checksum: a load of the same
+    file with another of them is a new batch, not 'skipped'."""
+    return f"{reading}|tenant={common['tenant']}|lww={common['last_write_wins']}"
 
 
 @contextmanager
@@ -261,7 +296,7 @@ def _progress(total_files: int, total_bytes: int, enabled: bool) -> Iterator[Any
 
 def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
          as_json: bool, tenant: str, strict: bool, last_write_wins: bool, force: bool,
-         chunk_rows: int, refresh_connections: int) -> None:
+         refresh_connections: int) -> None:
     url = resolve_url(database_url)
     results: list[BatchResult] = []
     try:
@@ -279,7 +314,7 @@ def _run(openers: list[Opener], total_bytes: int, *, database_url: str | None,
         done_before = 0
         for kind, name, open_source in openers:
             options = LoadOptions(strict=strict, last_write_wins=last_write_wins, force=force,
-                                  chunk_rows=chunk_rows, refresh_rollups=one_file,
+                                  refresh_rollups=one_file,
                                   refresh_parts=refresh_connections,
                                   connect=functools.partial(connect, url, autocommit=True))
             if bar is not None:
@@ -342,7 +377,8 @@ def _advance(bar: Any, done_before: int, position: int) -> None:
 
 
 def _totals(results: list[BatchResult]) -> dict[str, int]:
-    keys = ("rows_read", "rows_inserted", "rows_duplicate", "rows_conflict", "rows_rejected")
+    keys = ("rows_read", "rows_inserted", "rows_duplicate", "rows_conflict", "rows_rejected",
+            "values_missing")
     totals = {k: sum(int(getattr(r, k)) for r in results) for k in keys}
     totals["batches"] = len(results)
     totals["failed"] = sum(r.status == "failed" for r in results)

@@ -1,9 +1,8 @@
-"""Ingest: write the items of a source as one exactly-once batch (see batch.py).
+"""Ingest: write a source as one exactly-once batch through the one SQL path (see batch.py).
 
-    from loader.ingest import LoadOptions, load_source, load_messages
+    from loader.ingest import LoadOptions, load_source
 """
 
 from loader.ingest.batch import BatchFailed, BatchResult, LoadOptions, load_source
-from loader.ingest.messages import load_messages
 
-__all__ = ["BatchFailed", "BatchResult", "LoadOptions", "load_messages", "load_source"]
+__all__ = ["BatchFailed", "BatchResult", "LoadOptions", "load_source"]

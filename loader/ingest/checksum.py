@@ -6,8 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-# Large reads: hashing releases the GIL for each one, so another thread (pandas' import, see
-# loader/commands/load.py) runs meanwhile, and this one rarely waits to get the GIL back.
+# Large reads: one system call and one hash update per 8 MB.
 BLOCK = 8 << 20
 
 

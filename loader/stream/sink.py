@@ -1,43 +1,56 @@
-"""The one place the consumer writes data: the loaders' one-transaction batch function.
+"""The one place the consumer writes data: raw payloads through the loaders' SQL path.
 
-`loader.ingest.load_source` (the loaders' library, which `tsfleet load messages` runs too)
-owns the ingest SQL: COPY of readings, device and metric registration, message-id
-idempotency, row-level rejects and `ingest.process_batch(batch_id)` (mapping, derived
-metrics, health), all in one transaction that it commits. Nothing here duplicates that SQL.
-The messages arrive decoded (loader/stream/messages.py, with the JSON Lines loader's own
-decode_message), so the batch's source hands their items over instead of decoding them again.
+`write_messages(conn, messages)` writes a micro-batch as one committed batch: the payloads
+are COPYed as text into pg_temp.ingest_lines (line number = stream sequence) and
+ingest.write_batch parses and checks them (ingest.parse_messages), registers devices, applies
+the message-id idempotency (a message loaded before is a duplicate and changes nothing),
+rejects bad messages and readings with their sequence, inserts, runs ingest.process_batch and
+commits, like `tsfleet load messages` does with a file (loader/ingest/batch.py). Python does
+not decode the JSON. A batch whose every message is rejected still commits (its rejects are
+the record of the poison); `BatchCounts.poison` lists the messages rejected whole, for the
+consumer to dead-letter and terminate (they are in ingest.rejects already).
 
 Asset events join that transaction through the session setting tsfleet.asset_events_subject:
 when the batch turns committed, a trigger (sql/functions/70_stream_outbox.sql) writes its
 telemetry.asset.v1 events to the outbox before the commit, so an event exists exactly when
 its batch does.
 
-Rollups are not refreshed per batch (LoadOptions.refresh_rollups=False): the batch's time range
-goes back to the consumer, which refreshes the accumulated range later (loader/stream/refresh.py).
+Rollups are not refreshed per batch (refresh_rollups=False): the batch's time range goes back
+to the consumer, which refreshes the accumulated range later (loader/stream/refresh.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 
-from loader.formats.records import Device, Item, Source
+from loader.formats.records import Source
 from loader.ingest import BatchFailed, LoadOptions, load_source
-from loader.stream.messages import Decoded
+from loader.ingest.copy import copy_rows
+from loader.stream.messages import Decoded, Poison, RawMessage
 
 SOURCE_KIND = "nats"
-NO_REFRESH = LoadOptions(refresh_rollups=False)
-# One round trip after the commit: the batch's time range and (when asked) its outbox events.
+STREAM_OPTIONS = LoadOptions(refresh_rollups=False, allow_empty=True)
+# One round trip after the commit: whole-message rejects and (when asked) outbox events.
 AFTER_COMMIT_SQL = (
-    "select b.min_recorded_at, b.max_recorded_at,"
-    " case when %(events)s then (select count(*) from ingest.asset_event_outbox as o"
-    " where o.batch_id = b.batch_id) else 0 end"
-    " from ingest.batches as b where b.batch_id = %(batch_id)s"
+    "select (select count(*) from ingest.asset_event_outbox as o"
+    " where %(events)s and o.batch_id = %(batch_id)s),"
+    " array(select array[r.line_number::text, r.field_name, r.reason]"
+    " from ingest.rejects as r where r.batch_id = %(batch_id)s"
+    " and coalesce(r.field_name, '') not like 'metrics%%' order by r.line_number)"
 )
+
+
+@dataclass(frozen=True)
+class RejectedMessage:
+    """A message rejected whole: its stream sequence, the field at fault and why."""
+
+    sequence: int
+    field: str | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -51,43 +64,7 @@ class BatchCounts:
     events_enqueued: int
     first_recorded_at: datetime | None = None  # readings written, for the rollup refresh
     last_recorded_at: datetime | None = None
-
-
-def _metadata(device: Device) -> tuple[str | None, ...]:
-    return (device.tenant_key, device.device_type, device.description, device.state,
-            device.serial_number, device.firmware_version)
-
-
-@dataclass
-class KnownDevices:
-    """Device records this process registered in committed batches, so that the next batches
-    skip re-registering a device whose record has not changed (ingest.register_devices would
-    change nothing for it; on a stream every message repeats its device's record). Forgotten
-    every `max_age_s`, so that a record changed meanwhile by another writer (a concurrent
-    loader or consumer) is registered again within that time."""
-
-    max_age_s: float = 60.0
-    records: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
-    since: float = field(default_factory=time.monotonic)
-
-    def unchanged(self, device: Device) -> bool:
-        if time.monotonic() - self.since > self.max_age_s:
-            self.records.clear()
-            self.since = time.monotonic()
-        return self.records.get(device.device_key) == _metadata(device)
-
-    def committed(self, decoded: Sequence[Decoded]) -> None:
-        """Remember the records of a committed batch; a device whose records differed within
-        the batch is forgotten (which one the database applied depends on message ids)."""
-        seen: dict[str, tuple[str | None, ...] | None] = {}
-        for item in decoded:
-            key, record = item.device.device_key, _metadata(item.device)
-            seen[key] = record if seen.get(key, record) == record else None
-        for key, record in seen.items():
-            if record is None:
-                self.records.pop(key, None)
-            else:
-                self.records[key] = record
+    poison: list[RejectedMessage] = field(default_factory=list)
 
 
 def prepare_session(conn: psycopg.Connection, events_subject: str | None) -> None:
@@ -96,48 +73,66 @@ def prepare_session(conn: psycopg.Connection, events_subject: str | None) -> Non
                  [events_subject or ""])
 
 
-def write_batch(
-    conn: psycopg.Connection,
-    decoded: Sequence[Decoded],
-    *,
-    source_name: str,
-    events: bool,
-    known: KnownDevices | None = None,
-) -> BatchCounts:
-    """Write the decoded messages as one committed batch; rejects name their stream sequence.
+def write_messages(conn: psycopg.Connection, messages: Sequence[RawMessage], *,
+                   source_name: str, events: bool = False) -> BatchCounts:
+    """Write the messages as one committed batch; rejects name their stream sequence.
     Raises the underlying error when the batch failed (nothing of it was written)."""
-    source = Source(kind=SOURCE_KIND, name=source_name, checksum=None, items=lambda: iter(()))
-
-    def items() -> Iterator[Item]:
-        for message in decoded:
-            device = message.device
-            if known is None or not known.unchanged(device):
-                source.devices[device.device_key] = device
-            yield from message.items
-
-    source.items = items
+    unreadable = [m for m in messages if not _is_utf8(m.payload)]
+    rows = [(1, m.sequence, m.message_id, m.subject, m.payload.decode("utf-8"))
+            for m in messages if _is_utf8(m.payload)]
+    source = Source(kind=SOURCE_KIND, name=source_name, checksum=None, format="messages",
+                    feed=lambda cur, _progress: copy_rows(cur, rows))
     try:
-        result = load_source(conn, source, NO_REFRESH)
+        result = load_source(conn, source, STREAM_OPTIONS) if rows else None
     except BatchFailed as exc:
         raise (exc.__cause__ or exc) from exc
-    if known is not None:
-        known.committed(decoded)
-    first_at = last_at = None
+    poison = [RejectedMessage(m.sequence, None, "payload is not UTF-8 text")
+              for m in unreadable]
     enqueued = 0
-    if result.batch_id is not None:
+    if result is not None and result.batch_id is not None:
         row = conn.execute(AFTER_COMMIT_SQL,
                            {"events": events, "batch_id": result.batch_id}).fetchone()
         if row is not None:
-            first_at, last_at, enqueued = row[0], row[1], int(row[2])
-    # Message ids loaded before are counted once per message, new ones are the rest.
+            enqueued = int(row[0])
+            poison += [RejectedMessage(int(line), field_name, reason)
+                       for line, field_name, reason in row[1]]
+    if result is None:
+        return BatchCounts(None, len(messages), 0, 0, 0, 0, 0, poison=poison)
+    duplicate = result.messages_duplicate
     return BatchCounts(
         batch_id=result.batch_id,
-        messages=len(decoded),
-        messages_inserted=len(decoded) - result.messages_duplicate,
-        messages_duplicate=result.messages_duplicate,
+        messages=len(messages),
+        messages_inserted=len(rows) - duplicate - len(poison) + len(unreadable),
+        messages_duplicate=duplicate,
         readings_inserted=result.rows_inserted,
         rejected=result.rows_rejected,
         events_enqueued=enqueued,
-        first_recorded_at=first_at,
-        last_recorded_at=last_at,
+        first_recorded_at=_moment(result.recorded_from),
+        last_recorded_at=_moment(result.recorded_until),
+        poison=poison,
     )
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class KnownDevices:
+    """Kept for the consumer's present call of write_batch; the SQL path registers a device
+    only when its record changed, so there is nothing to remember here any more."""
+
+
+def write_batch(conn: psycopg.Connection, decoded: Sequence[Decoded | Poison], *,
+                source_name: str, events: bool, known: KnownDevices | None = None,
+                ) -> BatchCounts:
+    """The consumer's present entry point: the pre-checked messages through write_messages."""
+    return write_messages(conn, [d.raw for d in decoded if isinstance(d, Decoded)],
+                          source_name=source_name, events=events)

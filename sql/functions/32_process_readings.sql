@@ -522,6 +522,9 @@ comment on function _tsfleet.process_readings(bigint, timestamptz, timestamptz) 
 grant execute on function _tsfleet.process_readings(bigint, timestamptz, timestamptz)
 to tsfleet_ingest;
 
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.process_batch(p_batch_id bigint)
 returns table (
     asset_rows_inserted bigint,
@@ -530,6 +533,7 @@ returns table (
     health_rows_inserted bigint
 )
 language sql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
     select
@@ -548,6 +552,9 @@ comment on function ingest.process_batch(bigint) is
 
 grant execute on function ingest.process_batch(bigint) to tsfleet_ingest;
 
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.process_range(p_start timestamptz, p_end timestamptz)
 returns table (
     asset_rows_inserted bigint,
@@ -556,6 +563,7 @@ returns table (
     health_rows_inserted bigint
 )
 language sql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
     select

@@ -3,6 +3,9 @@
 -- publisher) and the asset readings written by ingest.process_batch(): it reads the rows of
 -- telemetry.asset_readings that carry the batch id, and the metric named 'health_score'.
 
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.enqueue_asset_events(
     p_batch_id bigint,
     p_from timestamptz default null,
@@ -11,6 +14,7 @@ create or replace function ingest.enqueue_asset_events(
 )
 returns integer
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -142,9 +146,13 @@ grant execute on function ingest.enqueue_asset_events(
 
 -- Unpublished events, oldest first, locked for this transaction: concurrent publishers
 -- (several consumers) skip each other's rows instead of publishing them twice.
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.claim_asset_events(p_limit integer default 1000)
 returns table (event_id bigint, event_key text, subject text, payload jsonb)
 language sql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
     select
@@ -165,9 +173,13 @@ comment on function ingest.claim_asset_events(integer) is
 grant execute on function ingest.claim_asset_events(integer) to tsfleet_ingest;
 
 
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.mark_asset_events_published(p_event_ids bigint[])
 returns integer
 language sql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
     with

@@ -2,12 +2,16 @@
 -- row of their own, before the message goes to the dead-letter subject and is terminated.
 -- Couples with: migrations 0011/0012 (ingest.batches, ingest.rejects), loader/stream/deadletter.py.
 
+-- security definer: the ingest API is the only door to the tables it writes;
+-- tsfleet_ingest holds EXECUTE on it and no INSERT/UPDATE/DELETE (migration 0095).
+-- Runs as the owner, search_path pinned.
 create or replace function ingest.record_stream_rejects(
     p_source_name text,
     p_rejects jsonb
 )
 returns bigint
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare

@@ -1,0 +1,1 @@
+alter table ingest.batches drop column values_missing;
