@@ -1,5 +1,5 @@
-"""One micro-batch of decoded messages written by the consumer's sink (loader/stream/sink.py):
-message-id deduplication and asset processing, in the database."""
+"""One micro-batch of raw payloads written through the consumer's hand-over
+(loader/stream/handover.py): message-id deduplication and asset processing, in the database."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from typing import Any
 
 import psycopg
 
-from loader.stream.messages import Decoded, decode
-from loader.stream.sink import write_batch
+from loader.stream.handover import write_payloads
+from loader.stream.pipeline import Payload
+from loader.stream.sink import BatchCounts
 from tests.consume_support import asset_worker_message, pumps_for_worked_example
 from tests.processing_support import add_device, add_link
 
 
-def decoded(*messages: dict[str, Any]) -> list[Decoded]:
-    out = []
-    for sequence, message in enumerate(messages, start=1):
-        item = decode(json.dumps(message).encode(), sequence)
-        assert isinstance(item, Decoded)
-        out.append(item)
-    return out
+def write_batch(conn: psycopg.Connection, *messages: dict[str, Any]) -> BatchCounts:
+    written = write_payloads(conn, [Payload("telemetry.normalized.v1", None,
+                                            json.dumps(m).encode(), sequence)
+                                    for sequence, m in enumerate(messages, start=1)],
+                             source_name="nats:test", events=False)
+    assert written.counts is not None and written.poisoned == {}
+    return written.counts
 
 
 def count(conn: psycopg.Connection, query: str) -> int:
@@ -32,10 +33,10 @@ def count(conn: psycopg.Connection, query: str) -> int:
 def test_a_batch_mixing_a_redelivered_message_with_new_ones_writes_only_the_new_ones(
         conn: psycopg.Connection) -> None:
     first = asset_worker_message("msg-1")
-    write_batch(conn, decoded(first), source_name="nats:test", events=False)
+    write_batch(conn, first)
     before = count(conn, "select count(*) from telemetry.readings")
     second = asset_worker_message("msg-2", timestamp="2026-01-28T14:31:00Z")
-    counts = write_batch(conn, decoded(first, second), source_name="nats:test", events=False)
+    counts = write_batch(conn, first, second)
     assert (counts.messages, counts.messages_inserted, counts.messages_duplicate) == (2, 1, 1)
     assert counts.readings_inserted == len(second["metrics"])
     assert count(conn, "select count(*) from telemetry.readings") == before + len(
@@ -54,8 +55,7 @@ def test_only_the_batch_devices_links_are_mapped_and_other_links_change_nothing(
     other = add_device(conn, "device-other", tenant_id=tenant_id)
     add_link(conn, other, pump_a, tenant_id=tenant_id,
              mapping={"device.voltage": "asset.other_input"})
-    counts = write_batch(conn, decoded(asset_worker_message("msg-1")),
-                         source_name="nats:test", events=False)
+    counts = write_batch(conn, asset_worker_message("msg-1"))
     assert counts.messages_inserted == 1
     rows = conn.execute(
         "select a.asset_key, m.metric_name, ar.value from telemetry.asset_readings as ar"

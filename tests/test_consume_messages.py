@@ -1,33 +1,52 @@
-"""What the consumer's pre-check treats as poison (dead-lettered at once) and what it hands on
-as raw payloads to the SQL path (the database checks the rest: timestamps, metric values)."""
+"""What the consumer's hand-over (loader/stream/handover.py) makes of raw payloads: the
+database parses them (ingest.parse_messages); a message it rejects whole comes back as poison
+with its stream sequence, the field at fault and the reason, for the pipeline to dead-letter;
+a bad metric value is one reject and the message's other readings are stored."""
 
 from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
-from loader.stream.messages import Decoded, Poison, RawMessage, decode
+from loader.stream.handover import write_payloads
+from loader.stream.pipeline import Payload
 from tests.consume_support import asset_worker_message
 
+SUBJECT = "telemetry.normalized.v1"
 
-def test_a_valid_message_passes_the_pre_check_as_its_raw_payload() -> None:
+
+def hand_over(conn: psycopg.Connection, *payloads: bytes, first: int = 41):
+    return write_payloads(conn, [Payload(SUBJECT, None, data, first + n)
+                                 for n, data in enumerate(payloads)],
+                          source_name="nats:test", events=False)
+
+
+def test_a_valid_message_is_written_whole(conn: psycopg.Connection) -> None:
     message = asset_worker_message()
-    data = json.dumps(message).encode()
-    decoded = decode(data, sequence=42, subject="telemetry.normalized.v1")
-    assert isinstance(decoded, Decoded)
-    assert decoded.message_id == "msg-0001"
-    assert decoded.raw == RawMessage("telemetry.normalized.v1", None, data, 42)
+    written = hand_over(conn, json.dumps(message).encode())
+    assert written.poisoned == {}
+    assert written.counts is not None
+    assert (written.counts.messages_inserted, written.counts.readings_inserted) == (
+        1, len(message["metrics"]))
 
 
-def test_a_bad_metric_value_is_not_poison_the_database_rejects_that_reading_alone() -> None:
+def test_a_bad_metric_value_is_not_poison_the_database_rejects_that_reading_alone(
+        conn: psycopg.Connection) -> None:
     message = asset_worker_message(metrics={"temperature": "hot", "voltage": 12.3})
-    assert isinstance(decode(json.dumps(message).encode(), sequence=7), Decoded)
+    written = hand_over(conn, json.dumps(message).encode())
+    assert written.poisoned == {}
+    assert written.counts is not None
+    assert (written.counts.readings_inserted, written.counts.rejected) == (1, 1)
+    assert conn.execute("select line_number, field_name from ingest.rejects").fetchall() == [
+        (41, "metrics.temperature")]
 
 
 @pytest.mark.parametrize(("payload", "field", "reason"), [
-    (b"{not json", None, "not valid JSON"),
-    (b"\xff\xfe\x00", None, "not"),
+    (b"{not json", None, "invalid JSON"),
+    (b"\xff\xfe", None, "not UTF-8"),
+    (b'{"messageId": "m\x00"}', None, "NUL byte"),
     (b"[1, 2]", None, "must be a JSON object"),
     (b'"text"', None, "must be a JSON object"),
     (json.dumps({k: v for k, v in asset_worker_message().items() if k != "messageId"}),
@@ -35,31 +54,33 @@ def test_a_bad_metric_value_is_not_poison_the_database_rejects_that_reading_alon
     (json.dumps(asset_worker_message(deviceId="")), "deviceId", "deviceId"),
     (json.dumps(asset_worker_message(metrics=[1, 2])), "metrics", "metrics must be an object"),
     (json.dumps(asset_worker_message(organizationId=7)), "organizationId", "organizationId"),
+    (b'{"messageId": "m", "deviceId": "\xed\xa0\x80", "timestamp": "2026-01-28T14:30:00Z",'
+     b' "metrics": {}}', None, "not UTF-8"),  # a lone surrogate: PostgreSQL cannot store it
 ])
-def test_undecodable_or_incomplete_messages_are_poison_with_the_field_at_fault(
-    payload: bytes | str, field: str | None, reason: str
-) -> None:
+def test_messages_rejected_whole_are_poison_with_their_sequence_and_field(
+        conn: psycopg.Connection, payload: bytes | str, field: str | None, reason: str) -> None:
     data = payload.encode() if isinstance(payload, str) else payload
-    poison = decode(data)
-    assert isinstance(poison, Poison)
-    assert poison.field == field
-    assert reason in poison.reason
+    good = json.dumps(asset_worker_message("msg-good")).encode()
+    written = hand_over(conn, good, data, first=7)
+    assert list(written.poisoned) == [8]
+    assert written.poisoned[8].field == field
+    assert reason in written.poisoned[8].reason
+    assert written.counts is not None and written.counts.messages_inserted == 1
 
 
 @pytest.mark.parametrize("data", [
     json.dumps(asset_worker_message(deviceId="d\u00e9vice"), ensure_ascii=False).encode(),
     json.dumps(asset_worker_message(deviceId="d\u00e9vice")).encode(),
 ])
-def test_utf8_payloads_pass_whole(data: bytes) -> None:
-    decoded = decode(data)
-    assert isinstance(decoded, Decoded) and decoded.raw.payload == data
+def test_utf8_payloads_are_stored_as_sent(conn: psycopg.Connection, data: bytes) -> None:
+    written = hand_over(conn, data)
+    assert written.poisoned == {}
+    assert conn.execute("select device_key from telemetry.devices").fetchall() == [
+        ("d\u00e9vice",)]
 
 
-@pytest.mark.parametrize("data", [
-    json.dumps(asset_worker_message()).encode("utf-16"),
-    b'{"messageId": "m", "deviceId": "\xed\xa0\x80", "timestamp": "2026-01-28T14:30:00Z",'
-    b' "metrics": {}}',  # a lone surrogate: not UTF-8, PostgreSQL cannot store it
-])
-def test_payloads_that_are_not_utf8_are_poison(data: bytes) -> None:
-    poison = decode(data)
-    assert isinstance(poison, Poison) and "not UTF-8" in poison.reason
+def test_a_message_id_repeated_in_one_chunk_is_written_once(conn: psycopg.Connection) -> None:
+    data = json.dumps(asset_worker_message("msg-1")).encode()
+    written = hand_over(conn, data, data)
+    assert written.counts is not None
+    assert (written.counts.messages_inserted, written.counts.messages_duplicate) == (1, 1)

@@ -139,7 +139,7 @@ def test_poison_messages_are_rejected_dead_lettered_and_do_not_block_good_ones(
         " order by line_number").fetchall()
     assert [(r[0], r[1]) for r in rejects] == [(seqs[1], None), (seqs[4], "messageId"),
                                                (seqs[5], None)]
-    assert "not valid JSON" in rejects[0][2]
+    assert "invalid JSON" in rejects[0][2]
     assert "messageId is missing" in rejects[1][2]
     assert "must be a JSON object" in rejects[2][2]
     assert rejects[0][3] == "{not json"
@@ -152,7 +152,7 @@ def test_poison_messages_are_rejected_dead_lettered_and_do_not_block_good_ones(
     assert bodies[0]["payload"] == "{not json"
     assert bodies[0]["originalSubject"] == SUBJECT
     assert bodies[0]["deliveryCount"] == 1
-    assert "not valid JSON" in bodies[0]["lastError"]
+    assert "invalid JSON" in bodies[0]["lastError"]
     assert letters[0][0]["Tsfleet-Original-Subject"] == SUBJECT
     stats = consumer.stats()
     assert (stats["processed"], stats["dead_lettered"]) == (6, 3)

@@ -29,7 +29,7 @@ from tests.ingest_support import SAMPLES, run_load_json
 # The earliest point today's functions and views apply to (they read every table up to here).
 # Everything after it (indexes on the readings hypertable, storage settings, the outbox, and
 # whatever later migrations come) is applied to a populated database.
-CUTOFF = "0076.alter_alert_deliveries_outcomes"
+CUTOFF = "0094.add_batches_values_missing"
 pytestmark = pytest.mark.slow
 
 

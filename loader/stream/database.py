@@ -15,13 +15,12 @@ from loader.stream.deadletter import record_rejects
 from loader.stream.handover import Written, write_payloads
 from loader.stream.pipeline import DeadLetter, Payload
 from loader.stream.settings import ConsumerSettings
-from loader.stream.sink import KnownDevices, prepare_session
+from loader.stream.sink import prepare_session
 
 
 class Database:
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
-        self.known_devices = KnownDevices()
         self._conn: psycopg.Connection | None = None
 
     @property
@@ -40,8 +39,7 @@ class Database:
         """One committed batch of the payloads (raises: nothing of them was written)."""
         return write_payloads(self._connection(), payloads,
                               source_name=self.settings.source_name,
-                              events=self.settings.events_subject is not None,
-                              known=self.known_devices)
+                              events=self.settings.events_subject is not None)
 
     def record_rejects(self, letters: Sequence[DeadLetter]) -> int | None:
         return record_rejects(self._connection(), self.settings.source_name, letters)

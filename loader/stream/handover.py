@@ -1,11 +1,11 @@
-"""Where the consumer hands its payloads to the sink: the one place they are decoded.
+"""Where the consumer hands its payloads to the sink: raw, as received.
 
 The consumer passes on what it received (loader.stream.pipeline.Payload: subject, Nats-Msg-Id
-header, payload bytes, stream sequence). Today's sink (loader/stream/sink.py) takes decoded
-messages, so this module decodes them (loader/stream/messages.py), keeps the first of each
-message id within the chunk, and reports the poison by stream sequence. When the sink takes
-raw payloads and the database decodes them (issue 15, item 1), `write_payloads` becomes a
-direct call of the sink and this module goes.
+header, payload bytes, stream sequence). The sink (loader/stream/sink.py) COPYs them as they
+are and the database parses and checks them (ingest.parse_messages): Python decodes no JSON.
+A message id repeated within the chunk is written once and counted as a duplicate there.
+The messages rejected whole come back as the poison, by stream sequence, for the pipeline to
+dead-letter and terminate.
 """
 
 from __future__ import annotations
@@ -15,38 +15,27 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from loader.stream.messages import Decoded, Poison, decode
+from loader.stream.messages import RawMessage
 from loader.stream.pipeline import Payload, Poisoned
-from loader.stream.sink import BatchCounts, KnownDevices, write_batch
+from loader.stream.sink import BatchCounts, write_messages
 
 
 @dataclass(frozen=True)
 class Written:
-    """What a committed write did: the sink's counts (None: nothing was loadable), the
-    payloads that can never load (by stream sequence), and repeats of a message id within
-    the chunk (written once, counted as duplicates)."""
+    """What a committed write did: the sink's counts and the payloads that can never load
+    (by stream sequence)."""
 
     counts: BatchCounts | None
     poisoned: dict[int, Poisoned] = field(default_factory=dict)
-    repeats: int = 0
+    repeats: int = 0  # counted by the database now (BatchCounts.messages_duplicate)
 
 
 def write_payloads(conn: psycopg.Connection, payloads: Sequence[Payload], *,
-                   source_name: str, events: bool, known: KnownDevices) -> Written:
+                   source_name: str, events: bool) -> Written:
     """Write the payloads as one committed batch (raises what the sink raises: nothing of
     the chunk was written then)."""
-    poisoned: dict[int, Poisoned] = {}
-    loadable: list[Decoded] = []
-    seen: set[str] = set()
-    for payload in payloads:
-        decoded = decode(payload.data, payload.sequence)
-        if isinstance(decoded, Poison):
-            poisoned[payload.sequence] = Poisoned(decoded.reason, decoded.field)
-        elif decoded.message_id not in seen:
-            seen.add(decoded.message_id)
-            loadable.append(decoded)
-    repeats = len(payloads) - len(poisoned) - len(loadable)
-    if not loadable:
-        return Written(None, poisoned, repeats)
-    counts = write_batch(conn, loadable, source_name=source_name, events=events, known=known)
-    return Written(counts, poisoned, repeats)
+    counts = write_messages(
+        conn, [RawMessage(p.subject, p.message_id, p.data, p.sequence) for p in payloads],
+        source_name=source_name, events=events)
+    poisoned = {m.sequence: Poisoned(m.reason, m.field) for m in counts.poison}
+    return Written(counts, poisoned)

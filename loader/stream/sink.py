@@ -30,7 +30,7 @@ import psycopg
 from loader.formats.records import Source
 from loader.ingest import BatchFailed, LoadOptions, load_source
 from loader.ingest.copy import copy_rows
-from loader.stream.messages import Decoded, Poison, RawMessage
+from loader.stream.messages import RawMessage
 
 SOURCE_KIND = "nats"
 STREAM_OPTIONS = LoadOptions(refresh_rollups=False, allow_empty=True)
@@ -40,7 +40,7 @@ AFTER_COMMIT_SQL = (
     " where %(events)s and o.batch_id = %(batch_id)s),"
     " array(select array[r.line_number::text, r.field_name, r.reason]"
     " from ingest.rejects as r where r.batch_id = %(batch_id)s"
-    " and coalesce(r.field_name, '') not like 'metrics%%' order by r.line_number)"
+    " and coalesce(r.field_name, '') not like 'metrics.%%' order by r.line_number)"
 )
 
 
@@ -77,17 +77,20 @@ def write_messages(conn: psycopg.Connection, messages: Sequence[RawMessage], *,
                    source_name: str, events: bool = False) -> BatchCounts:
     """Write the messages as one committed batch; rejects name their stream sequence.
     Raises the underlying error when the batch failed (nothing of it was written)."""
-    unreadable = [m for m in messages if not _is_utf8(m.payload)]
-    rows = [(1, m.sequence, m.message_id, m.subject, m.payload.decode("utf-8"))
-            for m in messages if _is_utf8(m.payload)]
+    rows, poison = [], []
+    for m in messages:
+        problem = _unreadable(m.payload)
+        if problem is None:
+            rows.append((1, m.sequence, m.message_id, m.subject, m.payload.decode("utf-8")))
+        else:
+            poison.append(RejectedMessage(m.sequence, None, problem))
+    unreadable = len(poison)
     source = Source(kind=SOURCE_KIND, name=source_name, checksum=None, format="messages",
                     feed=lambda cur, _progress: copy_rows(cur, rows))
     try:
         result = load_source(conn, source, STREAM_OPTIONS) if rows else None
     except BatchFailed as exc:
         raise (exc.__cause__ or exc) from exc
-    poison = [RejectedMessage(m.sequence, None, "payload is not UTF-8 text")
-              for m in unreadable]
     enqueued = 0
     if result is not None and result.batch_id is not None:
         row = conn.execute(AFTER_COMMIT_SQL,
@@ -102,7 +105,7 @@ def write_messages(conn: psycopg.Connection, messages: Sequence[RawMessage], *,
     return BatchCounts(
         batch_id=result.batch_id,
         messages=len(messages),
-        messages_inserted=len(rows) - duplicate - len(poison) + len(unreadable),
+        messages_inserted=len(rows) - duplicate - len(poison) + unreadable,
         messages_duplicate=duplicate,
         readings_inserted=result.rows_inserted,
         rejected=result.rows_rejected,
@@ -113,26 +116,17 @@ def write_messages(conn: psycopg.Connection, messages: Sequence[RawMessage], *,
     )
 
 
-def _is_utf8(payload: bytes) -> bool:
+def _unreadable(payload: bytes) -> str | None:
+    """Why a payload cannot travel as text to the database (None: it can). Checked here
+    because one such payload would fail the COPY of the whole micro-batch."""
+    if b"\0" in payload:
+        return "payload holds a NUL byte: binary data, not text"
     try:
         payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    except UnicodeDecodeError as exc:
+        return f"payload is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    return None
 
 
 def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-class KnownDevices:
-    """Kept for the consumer's present call of write_batch; the SQL path registers a device
-    only when its record changed, so there is nothing to remember here any more."""
-
-
-def write_batch(conn: psycopg.Connection, decoded: Sequence[Decoded | Poison], *,
-                source_name: str, events: bool, known: KnownDevices | None = None,
-                ) -> BatchCounts:
-    """The consumer's present entry point: the pre-checked messages through write_messages."""
-    return write_messages(conn, [d.raw for d in decoded if isinstance(d, Decoded)],
-                          source_name=source_name, events=events)

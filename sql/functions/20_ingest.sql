@@ -60,15 +60,20 @@ begin
             message_id text,
             subject text
         );
+        -- A parser may stage a bad line or cell with its problem (recorded_at ... value
+        -- null then); ingest.settle_parse_problems() moves those to the rejects.
         create temporary table ingest_staging (
             source_no integer not null,
             line_number bigint,
-            recorded_at timestamptz not null,
-            device_key text not null,
-            metric_name text not null,
-            value double precision not null,
+            recorded_at timestamptz,
+            device_key text,
+            metric_name text,
+            value double precision,
             quality text,
-            message_id text
+            message_id text,
+            field_name text,
+            problem text,
+            is_missing boolean
         );
         create temporary table ingest_device_records (
             device_key text not null,

@@ -79,8 +79,11 @@ as $$
             m.match[1] as raw_field,
             m.ordinality
         from pattern as p
+        -- Every field is matched with the delimiter before it (the line gets one in front):
+        -- a match is never empty, so an empty first field cannot make the scan skip a
+        -- delimiter.
         cross join lateral regexp_matches(
-            p_line, '(?:^|' || p.d || ')("(?:[^"]|"")*"|[^"' || p.d || ']*)', 'g'
+            p_delimiter || p_line, p.d || '("(?:[^"]|"")*"|[^"' || p.d || ']*)', 'g'
         ) with ordinality as m (match, ordinality)
     ),
 

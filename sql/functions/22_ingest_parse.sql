@@ -36,6 +36,60 @@ comment on function ingest.input_error(text, bigint, text, text, text) is
 grant execute on function ingest.input_error(text, bigint, text, text, text) to tsfleet_ingest;
 
 
+-- The problems a parser staged (pg_temp.ingest_staging rows with a problem: a bad line or
+-- cell) become rejects with the line's text, and leave staging with the missing cells
+-- (--na-value codes, empty cells of wide files), counted. Parsers stage everything in one
+-- pipelined statement; this runs after it, and its joins and deletes only when there is
+-- something to move.
+create or replace function ingest.settle_parse_problems(
+    p_batch_id bigint,
+    p_source_names text[],
+    out rows_read bigint,
+    out rows_rejected bigint,
+    out values_missing bigint
+)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    select
+        count(*) filter (where not coalesce(s.is_missing, false)),
+        count(*) filter (where s.problem is not null),
+        count(*) filter (where s.is_missing)
+    into rows_read, rows_rejected, values_missing
+    from pg_temp.ingest_staging as s;
+    if rows_rejected > 0 then
+        insert into ingest.rejects (
+            batch_id, source_name, line_number, field_name, raw_text, reason
+        )
+        select
+            p_batch_id,
+            p_source_names[s.source_no],
+            s.line_number,
+            s.field_name,
+            left(l.body, 2000),
+            s.problem
+        from pg_temp.ingest_staging as s
+        left join pg_temp.ingest_lines as l
+            on s.source_no = l.source_no and s.line_number = l.line_number
+        where s.problem is not null
+        order by s.source_no, s.line_number;
+    end if;
+    if rows_rejected + values_missing > 0 then
+        delete from pg_temp.ingest_staging as s
+        where s.problem is not null or s.is_missing;
+    end if;
+end;
+$$;
+
+comment on function ingest.settle_parse_problems(bigint, text[]) is
+'Move the staged problems of a parse (bad lines and cells) to ingest.rejects with their line '
+'text, drop the missing cells, and return rows read (readings and rejects), rows rejected and '
+'values missing.';
+
+grant execute on function ingest.settle_parse_problems(bigint, text[]) to tsfleet_ingest;
+
+
 -- The column layout of a CSV batch from its header and the options: positions of the time
 -- columns, device, quality, and of each metric (narrow: the metric and value columns).
 -- Helpful errors: a missing column names the header, suggests --time-column for a time-like
@@ -242,6 +296,7 @@ declare
     v_width integer;
     v_key_limit integer := ingest.key_length_limit();
     v_quality_limit integer := ingest.quality_length_limit();
+    v_single_time boolean;
 begin
     if p_options ? 'header' then
         v_header := array(select jsonb_array_elements_text(p_options -> 'header'));
@@ -264,6 +319,7 @@ begin
     end if;
     select * into v_columns from ingest.csv_columns(v_source, v_header, p_options);
     v_width := cardinality(v_header);
+    v_single_time := cardinality(v_columns.time_positions) = 1;
     v_time_label := array_to_string(
         array(
             select v_header[t.position] from unnest(v_columns.time_positions) as t (position)
@@ -285,12 +341,14 @@ begin
         );
     end if;
 
+    -- One pass over the lines, pipelined into the staging table: nothing is materialized but
+    -- the parsed distinct times (a time text is parsed once, however many rows share it).
+    -- Bad lines and cells are staged with their problem, then moved to ingest.rejects.
     with
-    lines as (
+    lines as not materialized (
         select
             l.source_no,
             l.line_number,
-            l.body,
             -- ingest.split_csv_line written out: a function with its own search_path is not
             -- inlined, and a call per line cost more than the split itself.
             case
@@ -299,16 +357,18 @@ begin
             end as fields
         from pg_temp.ingest_lines as l
         where l.line_number >= v_first and l.body <> ''
+        offset 0  -- not pulled up: each line is split once, however often fields is read
     ),
 
-    stamped as (
+    stamped as not materialized (
         select
             li.source_no,
             li.line_number,
-            li.body,
             li.fields,
-            case when cardinality(li.fields) = v_width then
-                array_to_string(
+            case
+                when cardinality(li.fields) <> v_width then null
+                when v_single_time then li.fields[v_columns.time_positions[1]]
+                else array_to_string(
                     array(
                         select li.fields[t.position]
                         from unnest(v_columns.time_positions) as t (position)
@@ -317,6 +377,7 @@ begin
                 )
             end as raw_time
         from lines as li
+        offset 0
     ),
 
     distinct_times as (
@@ -346,7 +407,6 @@ begin
         select
             s.source_no,
             s.line_number,
-            s.body,
             s.fields,
             t.recorded_at,
             coalesce(v_fixed, btrim(s.fields[v_columns.device_position])) as device_key,
@@ -377,16 +437,19 @@ begin
             end as problem_field
         from stamped as s
         left join times as t on s.raw_time = t.raw_time
+        offset 0  -- problem and the fields are computed once per line
     ),
 
+    -- A bad line is one row (no cells); a good line one row per metric cell (narrow: one).
     cells as (
         select
             cl.source_no,
             cl.line_number,
-            cl.body,
             cl.recorded_at,
             cl.device_key,
             cl.quality,
+            cl.problem as line_problem,
+            cl.problem_field,
             c.metric_name,
             c.field_name,
             c.raw_value,
@@ -400,19 +463,25 @@ begin
         from checked_lines as cl
         cross join lateral (
             select
-                btrim(cl.fields[v_columns.metric_positions[1]]) as metric_name,
-                v_header[v_columns.metric_positions[2]] as field_name,
-                cl.fields[v_columns.metric_positions[2]] as raw_value
-            where v_narrow
+                null::text as metric_name,
+                null::text as field_name,
+                null::text as raw_value
+            where cl.problem is not null
+            union all
+            select
+                btrim(cl.fields[v_columns.metric_positions[1]]),
+                v_header[v_columns.metric_positions[2]],
+                cl.fields[v_columns.metric_positions[2]]
+            where v_narrow and cl.problem is null
             union all
             select
                 m.name,
                 m.name,
                 cl.fields[m.position]
             from unnest(v_columns.metric_names, v_columns.metric_positions) as m (name, position)
-            where not v_narrow
+            where not v_narrow and cl.problem is null
         ) as c
-        where cl.problem is null
+        offset 0
     ),
 
     -- ingest.to_float written out, once per cell (offset 0 keeps the subquery from being
@@ -432,96 +501,50 @@ begin
                     when c.value_text ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$'
                         then ingest.float_or_null(c.value_text)
                 end as value,
-                btrim(c.raw_value) = any(v_na) or (not v_narrow and btrim(c.raw_value) = '')
-                as is_missing
+                c.line_problem is null
+                and (
+                    btrim(c.raw_value) = any(v_na) or (not v_narrow and btrim(c.raw_value) = '')
+                ) as is_missing
             offset 0
         ) as n
-    ),
-
-    results as materialized (
-        select
-            cl.source_no,
-            cl.line_number,
-            cl.body,
-            cl.problem_field as field_name,
-            cl.problem,
-            null::timestamptz as recorded_at,
-            null::text as device_key,
-            null::text as metric_name,
-            null::double precision as value,
-            null::text as quality,
-            false as is_missing
-        from checked_lines as cl
-        where cl.problem is not null
-        union all
-        select
-            v.source_no,
-            v.line_number,
-            v.body,
-            case
-                when v.is_missing then null
-                when v.metric_name = '' or length(v.metric_name) > v_key_limit
-                    then v_header[v_columns.metric_positions[1]]
-                else v.field_name
-            end,
-            case
-                when v.is_missing then null
-                when v.metric_name = '' then 'empty metric name'
-                when length(v.metric_name) > v_key_limit
-                    then format('metric name longer than %s characters', v_key_limit)
-                when v_decimal = ',' and strpos(v.raw_value, '.') > 0
-                    then format(
-                        'value %L holds a point but --decimal is '',''', left(v.raw_value, 60)
-                    )
-                when v.value is null then ingest.number_problem(v.raw_value, v.value_text)
-            end,
-            v.recorded_at,
-            v.device_key,
-            v.metric_name,
-            v.value,
-            v.quality,
-            v.is_missing
-        from valued as v
-    ),
-
-    rejected as (
-        insert into ingest.rejects (
-            batch_id, source_name, line_number, field_name, raw_text, reason
-        )
-        select
-            p_batch_id,
-            p_source_names[r.source_no],
-            r.line_number,
-            r.field_name,
-            left(r.body, 2000),
-            r.problem
-        from results as r
-        where r.problem is not null
-        returning 1
-    ),
-
-    staged as (
-        insert into pg_temp.ingest_staging (
-            source_no, line_number, recorded_at, device_key, metric_name, value, quality
-        )
-        select
-            r.source_no,
-            r.line_number,
-            r.recorded_at,
-            r.device_key,
-            r.metric_name,
-            r.value,
-            r.quality
-        from results as r
-        where r.problem is null and not r.is_missing
-        returning 1
     )
 
+    insert into pg_temp.ingest_staging (
+        source_no, line_number, recorded_at, device_key, metric_name, value, quality,
+        field_name, problem, is_missing
+    )
     select
-        (select count(*) from staged) + (select count(*) from rejected),
-        (select count(*) from rejected),
-        (select count(*) from results as r where r.is_missing)
-    into rows_read, rows_rejected, values_missing;
+        v.source_no,
+        v.line_number,
+        v.recorded_at,
+        v.device_key,
+        v.metric_name,
+        v.value,
+        v.quality,
+        case
+            when v.line_problem is not null then v.problem_field
+            when v.is_missing then null
+            when v.metric_name = '' or length(v.metric_name) > v_key_limit
+                then v_header[v_columns.metric_positions[1]]
+            else v.field_name
+        end,
+        case
+            when v.line_problem is not null then v.line_problem
+            when v.is_missing then null
+            when v.metric_name = '' then 'empty metric name'
+            when length(v.metric_name) > v_key_limit
+                then format('metric name longer than %s characters', v_key_limit)
+            when v_decimal = ',' and strpos(v.raw_value, '.') > 0
+                then format(
+                    'value %L holds a point but --decimal is '',''', left(v.raw_value, 60)
+                )
+            when v.value is null then ingest.number_problem(v.raw_value, v.value_text)
+        end,
+        v.is_missing
+    from valued as v;
+
+    select * into rows_read, rows_rejected, values_missing
+    from ingest.settle_parse_problems(p_batch_id, p_source_names);
 
     if v_fixed is not null then
         insert into pg_temp.ingest_device_records (device_key, device_type)
@@ -668,7 +691,6 @@ begin
         select
             d.source_no,
             d.line_number,
-            d.body,
             d.doc,
             d.problem as json_problem,
             coalesce(btrim(d.doc ->> 'messageId'), d.message_id) as message_id,
@@ -776,7 +798,6 @@ begin
         select
             c.source_no,
             c.line_number,
-            c.body,
             c.recorded_at,
             c.device_key,
             c.message_id,
@@ -794,78 +815,6 @@ begin
         where c.problem is null and c.json_problem is null
     ),
 
-    results as materialized (
-        select
-            c.source_no,
-            c.line_number,
-            c.body,
-            c.problem_field as field_name,
-            coalesce(c.json_problem, c.problem) as problem,
-            null::timestamptz as recorded_at,
-            null::text as device_key,
-            null::text as metric_name,
-            null::double precision as value,
-            null::text as message_id
-        from checked as c
-        where c.problem is not null or c.json_problem is not null
-        union all
-        select
-            c.source_no,
-            c.line_number,
-            c.body,
-            case
-                when c.metric_name = '' then 'metrics' else 'metrics.' || left(c.raw_name, 100)
-            end,
-            case
-                when c.metric_name = '' then 'empty metric name'
-                when length(c.metric_name) > v_key_limit
-                    then format('metric name longer than %s characters', v_key_limit)
-                when jsonb_typeof(c.raw_value) <> 'number'
-                    then left(format('value is not a number: %s', c.raw_value), 300)
-                when c.value is null
-                    then ingest.number_problem(c.raw_value::text, c.raw_value::text)
-            end,
-            c.recorded_at,
-            c.device_key,
-            c.metric_name,
-            c.value,
-            c.message_id
-        from cells as c
-    ),
-
-    rejected as (
-        insert into ingest.rejects (
-            batch_id, source_name, line_number, field_name, raw_text, reason
-        )
-        select
-            p_batch_id,
-            p_source_names[r.source_no],
-            r.line_number,
-            r.field_name,
-            left(r.body, 2000),
-            r.problem
-        from results as r
-        where r.problem is not null
-        returning 1
-    ),
-
-    staged as (
-        insert into pg_temp.ingest_staging (
-            source_no, line_number, recorded_at, device_key, metric_name, value, message_id
-        )
-        select
-            r.source_no,
-            r.line_number,
-            r.recorded_at,
-            r.device_key,
-            r.metric_name,
-            r.value,
-            r.message_id
-        from results as r
-        where r.problem is null
-        returning 1
-    ),
-
     devices as (
         insert into pg_temp.ingest_device_records (
             device_key, tenant_key, device_type, serial_number, firmware_version, message_id,
@@ -881,14 +830,51 @@ begin
             c.line_number
         from checked as c
         where c.problem is null and c.json_problem is null
-        returning 1
     )
 
+    -- A message rejected whole is one staged row with its problem; a good message one row
+    -- per metric cell, with the cell's problem if any (ingest.settle_parse_problems).
+    insert into pg_temp.ingest_staging (
+        source_no, line_number, recorded_at, device_key, metric_name, value, message_id,
+        field_name, problem
+    )
     select
-        (select count(*) from staged) + (select count(*) from rejected),
-        (select count(*) from rejected)
-    into rows_read, rows_rejected
-    from (select count(*) from devices) as d;
+        c.source_no,
+        c.line_number,
+        null,
+        null,
+        null,
+        null,
+        null,
+        c.problem_field,
+        coalesce(c.json_problem, c.problem)
+    from checked as c
+    where c.problem is not null or c.json_problem is not null
+    union all
+    select
+        c.source_no,
+        c.line_number,
+        c.recorded_at,
+        c.device_key,
+        c.metric_name,
+        c.value,
+        c.message_id,
+        -- metrics.<key>, the empty key included: a field named metrics alone is the whole
+        -- object, a message-level problem (loader/stream/sink.py tells them apart).
+        'metrics.' || left(c.raw_name, 100),
+        case
+            when c.metric_name = '' then 'empty metric name'
+            when length(c.metric_name) > v_key_limit
+                then format('metric name longer than %s characters', v_key_limit)
+            when jsonb_typeof(c.raw_value) <> 'number'
+                then left(format('value is not a number: %s', c.raw_value), 300)
+            when c.value is null
+                then ingest.number_problem(c.raw_value::text, c.raw_value::text)
+        end
+    from cells as c;
+
+    select p.rows_read, p.rows_rejected into rows_read, rows_rejected
+    from ingest.settle_parse_problems(p_batch_id, p_source_names) as p;
 end;
 $$;
 
