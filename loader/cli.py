@@ -28,6 +28,7 @@ COMMANDS = {
     "alerts": ("alerts", "alerts"),
     "refresh": ("refresh", "refresh"),
     "export": ("export", "export"),
+    "simulate": ("simulate", "simulate"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,12 +11,13 @@ import yaml
 
 from loader import __version__
 from loader.devdb.provision import TIMESCALEDB_IMAGE
+from loader.simulate import ANOMALIES
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-TSFLEET_SERVICES = ("migrate", "alert-runner", "consumer")
+TSFLEET_SERVICES = ("migrate", "alert-runner", "consumer", "simulate")
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -112,7 +114,7 @@ def test_migrate_creates_every_login_the_other_services_use() -> None:
     assert "tsfleet migrate" in command_text(SERVICES["migrate"])
     assert "tsfleet logins --require-all" in command_text(SERVICES["migrate"])
     assert SERVICES["migrate"].get("restart") == "no"
-    for name in ("alert-runner", "consumer"):
+    for name in ("alert-runner", "consumer", "simulate"):
         user = urlsplit(environment(SERVICES[name])["DATABASE_URL"]).username
         assert user in migrate.values(), f"migrate does not create {name}'s login {user}"
         password = SERVICES[name]["environment"]["PGPASSWORD"]
@@ -185,3 +187,33 @@ def test_nats_requires_a_user_and_streams_have_retention_limits() -> None:
     streaming = (REPO / "docs/streaming.md").read_text()
     assert "TSFLEET_STREAM_MAX_AGE" in streaming and "TSFLEET_STREAM_MAX_BYTES" in streaming
     assert "--no-create-streams" in command_text(SERVICES["consumer"])
+
+
+def test_the_demo_profile_runs_simulate_as_the_ingest_login_and_nothing_else_is_in_it() -> None:
+    profiled = {name: service["profiles"] for name, service in SERVICES.items()
+                if "profiles" in service}
+    assert profiled == {"simulate": ["demo"]}, "`docker compose up` without --profile: no demo"
+    simulate = SERVICES["simulate"]
+    assert urlsplit(environment(simulate)["DATABASE_URL"]).username == \
+        environment(SERVICES["migrate"])["TSFLEET_INGEST_DB_USER"]
+    assert simulate["environment"]["PGPASSWORD"] == \
+        SERVICES["migrate"]["environment"]["TSFLEET_INGEST_DB_PASSWORD"]
+    assert simulate["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert simulate["healthcheck"]["test"] == ["CMD", "tsfleet", "health"]
+
+
+def test_the_simulate_command_line_is_one_the_command_accepts() -> None:
+    """Parsed by the real click command (with compose's defaults substituted): live mode,
+    now-relative, with enough history that every planted anomaly is under way at start."""
+    from loader.commands.simulate import simulate
+
+    argv = [with_defaults(str(part)) for part in SERVICES["simulate"]["command"]]
+    assert argv[:2] == ["tsfleet", "simulate"]
+    context = simulate.make_context("simulate", argv[2:])
+    params = context.params
+    assert params["follow"] is True and params["until"] is None and params["start"] is None
+    assert params["nats_servers"] is None  # the normalized stream cannot carry quality flags
+    latest_onset = max(anomaly.starts_after for anomaly in ANOMALIES)
+    assert params["backfill"] >= latest_onset + timedelta(minutes=15)
+    stale_after = 5 * 60  # seeded stale_device max_age: a slower interval looks silent
+    assert params["interval"].total_seconds() < stale_after / 2
