@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
+import pytest
+import yaml
 
 from loader.alerts.alertmanager_format import fingerprint, webhook_v4
 from loader.alerts.runner import Runner, RunnerConfig
@@ -241,8 +243,6 @@ def test_fingerprint_of_no_labels_is_fnv1a_offset_basis() -> None:
 
 
 def test_the_compose_stack_runs_alertmanager_and_the_runner_posts_to_it() -> None:
-    import yaml
-
     services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
     am = services["alertmanager"]
     assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", am["image"])
@@ -255,3 +255,27 @@ def test_the_compose_stack_runs_alertmanager_and_the_runner_posts_to_it() -> Non
     assert "--alertmanager http://alertmanager:9093" in runner_command
     assert services["alert-runner"]["depends_on"]["alertmanager"]["condition"] == (
         "service_healthy")
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    (["via=grafana", "severity=critical", "rule=low_battery"], "grafana-copies"),
+    (["via=grafana", "severity=warning"], "grafana-copies"),
+    (["severity=critical", "rule=low_battery"], "on-call"),
+    (["severity=warning", "rule=stale_device"], "team-chat"),
+])
+def test_a_condition_pages_once_grafanas_copies_of_the_runners_alerts_go_nowhere(
+    alertmanager_binaries: tuple[str, str], labels: list[str], receiver: str,
+) -> None:
+    config = REPO / "alertmanager" / "alertmanager.yml"
+    routed = subprocess.run([alertmanager_binaries[1], "config", "routes", "test",
+                             f"--config.file={config}", *labels],
+                            capture_output=True, text=True, timeout=30)
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+    assert routed.stdout.strip() == receiver
+
+
+def test_every_grafana_rule_is_marked_as_grafanas_copy() -> None:
+    provisioned = yaml.safe_load(
+        (REPO / "grafana" / "provisioning" / "alerting" / "tsfleet-alerts.yaml").read_text())
+    rules = [rule for group in provisioned["groups"] for rule in group["rules"]]
+    assert rules and all(rule["labels"].get("via") == "grafana" for rule in rules)
