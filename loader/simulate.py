@@ -6,7 +6,7 @@ message id is the same for the same device and time, so writing a range twice ch
 Reading times lie on a grid of `interval` (multiples of it since the Unix epoch).
 
 The planted anomalies follow a timeline anchored at the first reading time `t0` (the start);
-with the default 26 h backfill that ends at now, all of them are under way at now:
+with the default 27 h backfill that ends at now, all of them are under way at now:
 
     device   metric                    from t0 + ...   anomaly                   caught by
     bat-02   StateOfChargePercentage   24h             drains 1.5 %/min to 8 %   low_battery
@@ -43,7 +43,7 @@ ONSET = timedelta(hours=24)  # after a day of normal history: the drift rule's 2
 SPIKE_AT = timedelta(hours=25, minutes=30)
 SPIKE_EVERY = timedelta(hours=6)
 SPIKE_FOR = timedelta(minutes=45)
-DEFAULT_BACKFILL = timedelta(hours=26)  # t0 + 26 h = now: every anomaly under way
+DEFAULT_BACKFILL = timedelta(hours=27)  # t0 + 27 h = now: every anomaly caught by now
 SUSPECT = "suspect"
 
 

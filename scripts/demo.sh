@@ -59,7 +59,7 @@ echo "== alerts: evaluate the rules (alerts.rules) at the newest sample reading,
 
 # --- simulate: a now-relative fleet with planted anomalies (issue 16) ---
 echo
-echo "== simulate: a demo fleet's last 26 h (seed 1, ending now), five planted anomalies;"
+echo "== simulate: a demo fleet's last 27 h (seed 1, ending now), five planted anomalies;"
 echo "   each rule replayed over the range (alerts.backtest) says where it caught them"
 "$tsfleet" simulate --seed 1 --report
 echo "-- evaluated live at now: the runner's first evaluation sees the newest values, so the"

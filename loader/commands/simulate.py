@@ -71,10 +71,11 @@ TIME = _Time()
                    "[default: --until minus --backfill].")
 @click.option("--until", type=TIME, metavar="TIME",
               help="Last reading time [default: now]; not with --follow.")
-@click.option("--backfill", type=DURATION, default="26h", show_default=True,
+@click.option("--backfill", type=DURATION, default="27h", show_default=True,
               metavar="DURATION",
-              help="History before --until when --start is not given (26h: a day of "
-                   "baseline for the drift rule, then every anomaly under way at the end).")
+              help="History before --until when --start is not given (27h: a day of "
+                   "baseline for the drift rule, then three hours in which every anomaly is "
+                   "caught: the drift rule needs up to 2.5 h, judging complete hours).")
 @click.option("--interval", type=DURATION, default="1m", show_default=True, metavar="DURATION",
               help="Time between a device's readings (the grid they lie on).")
 @click.option("--follow", is_flag=True,
@@ -113,12 +114,12 @@ def simulate(database_url: str | None, seed: int, start: datetime | None,
     Readings are written as `tsfleet load messages` writes them (flagged ones as `tsfleet
     load csv`), or published to NATS with --nats (where flags cannot be carried), or printed
     with --out. Message ids are fixed by seed, device and time: writing a range again changes
-    nothing. The default (26 h of backfill ending now) shows every anomaly at once.
+    nothing. The default (27 h of backfill ending now) shows every anomaly at once.
 
     Example:
 
     \b
-        tsfleet simulate --report                      # the last 26 h, then where caught
+        tsfleet simulate --report                      # the last 27 h, then where caught
         tsfleet simulate --follow                      # and keep going, every minute
         tsfleet simulate --start 2026-03-01T00:00Z --until 2026-03-02T03:00Z --seed 7
         tsfleet simulate --follow --nats nats://localhost:4222
