@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from tests.capture_support import (
     ASSET_ARGS,
@@ -154,3 +156,116 @@ def test_load_refuses_a_bundle_that_does_not_verify(
     assert "power_w.csv: sha256 does not match" in result.output
     with psycopg.connect(second_db_url) as other:
         assert other.execute("select count(*) from ingest.batches").fetchone() == (0,)
+
+
+def _member_of_ingest_url(conn: psycopg.Connection, url: str) -> tuple[str, str]:
+    """A login role that is only a member of tsfleet_ingest, and url as that role."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    role = f"loader_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("create role {} login in role tsfleet_ingest").format(
+        sql.Identifier(role)))
+    parts = urlsplit(url)
+    return role, urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+
+
+def test_a_member_of_tsfleet_ingest_loads_device_and_asset_bundles(
+    conn: psycopg.Connection, db_url: str, second_db_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    load_sample(conn)
+    conn.execute(ASSET_SQL)
+    _captured(conn, db_url, tmp_path / "d", *SAMPLE_ARGS)
+    _captured(conn, db_url, tmp_path / "a", *ASSET_ARGS)
+    with psycopg.connect(second_db_url, autocommit=True) as other:
+        role, url = _member_of_ingest_url(other, second_db_url)
+        try:
+            for folder in ("d", "a", "a"):
+                result = cli("bundle", "load", "--database-url", url, str(tmp_path / folder))
+                assert result.exit_code == 0, result.output
+            assert "already loaded as batch" in result.output
+            assert other.execute(
+                "select source_kind, status, rows_read, rows_inserted, asset_rows_inserted"
+                " from ingest.batches order by batch_id").fetchall() == [
+                ("bundle", "committed", 31, 31, 0), ("bundle", "committed", 5, 0, 5)]
+        finally:
+            other.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+            other.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def test_register_bundle_keys_adds_missing_keys_and_keeps_existing_ones(
+        conn: psycopg.Connection) -> None:
+    conn.execute("insert into telemetry.tenants (tenant_key) values ('t-old')")
+    conn.execute("insert into telemetry.metrics (metric_name, unit) values ('flow', 'l/min')")
+    conn.execute("insert into telemetry.devices (tenant_id, device_key)"
+                 " select tenant_id, 'dev-old' from telemetry.tenants where tenant_key = 't-old'")
+    registered = conn.execute(
+        "select ingest.register_bundle_keys(%s, %s, %s, %s, %s)",
+        [["t-old", "t-new"], ["flow", "power_w"], ["m3/h", "W"], ["dev-new", "dev-old"],
+         ["t-new", "t-new"]]).fetchone()
+    assert registered == (3,)  # t-new, power_w, dev-new
+    assert conn.execute("select metric_name, unit from telemetry.metrics"
+                        " where metric_name in ('flow', 'power_w') order by 1").fetchall() == [
+        ("flow", "l/min"), ("power_w", "W")]
+    assert conn.execute(
+        "select d.device_key, t.tenant_key from telemetry.devices as d"
+        " inner join telemetry.tenants as t using (tenant_id)"
+        " where d.device_key like 'dev-%' order by 1").fetchall() == [
+        ("dev-new", "t-new"), ("dev-old", "t-old")]
+    assert conn.execute("select ingest.register_bundle_keys(%s, %s, %s, %s, %s)",
+                        [["t-new"], ["flow"], [None], ["dev-new"], ["t-new"]]
+                        ).fetchone() == (0,)
+
+
+def _load_assets(conn: psycopg.Connection, checksum: str, readings: list[tuple]) -> tuple:
+    at, keys, metrics, values = ([r[i] for r in readings] for i in range(4))
+    row = conn.execute(
+        "select * from ingest.load_asset_bundle('/b', %s, 'test', %s, %s, %s, %s, %s,"
+        " %s::timestamptz[], %s, %s, %s::double precision[])",
+        [checksum, ["acme"], ["rig-z"], ["rig"], ["flow"], ["l/min"], at, keys, metrics,
+         values]).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_load_asset_bundle_counts_duplicates_and_conflicts_and_keeps_stored_values(
+        conn: psycopg.Connection) -> None:
+    first = _load_assets(conn, "c" * 64, [
+        ("2026-03-01T00:00:00Z", "rig-z", "flow", 1.0),
+        ("2026-03-01T00:05:00Z", "rig-z", "flow", 2.0)])
+    batch_id = first[0]
+    assert first[1:] == (False, 2, 2, 0, 0)
+    # Another bundle with the same source device (bundle:<first 12 hex>:<tenant>): the same
+    # reading keys.
+    second = _load_assets(conn, "c" * 12 + "d" * 52, [
+        ("2026-03-01T00:00:00Z", "rig-z", "flow", 1.0),   # duplicate
+        ("2026-03-01T00:05:00Z", "rig-z", "flow", 9.0),   # conflict: 2.0 is kept
+        ("2026-03-01T00:10:00Z", "rig-z", "flow", 3.0)])  # new
+    assert second[1:] == (False, 3, 1, 1, 1)
+    assert conn.execute(
+        "select ar.value, d.device_key from telemetry.asset_readings as ar"
+        " inner join telemetry.devices as d on ar.source_device_id = d.device_id"
+        " order by ar.recorded_at").fetchall() == [
+        (1.0, "bundle:cccccccccccc:acme"), (2.0, "bundle:cccccccccccc:acme"),
+        (3.0, "bundle:cccccccccccc:acme")]
+    assert conn.execute(
+        "select source_kind, status, rows_read, rows_inserted, asset_rows_inserted,"
+        " rows_duplicate, rows_conflict, min_recorded_at, max_recorded_at,"
+        " finished_at is not null from ingest.batches where batch_id = %s", [second[0]]
+    ).fetchone() == ("bundle", "committed", 3, 0, 1, 1, 1,
+                     datetime(2026, 3, 1, tzinfo=timezone.utc),
+                     datetime(2026, 3, 1, 0, 10, tzinfo=timezone.utc), True)
+    assert conn.execute("select a.asset_key, aty.asset_type_key, t.tenant_key"
+                        " from telemetry.assets as a"
+                        " inner join telemetry.asset_types as aty using (asset_type_id)"
+                        " inner join telemetry.tenants as t using (tenant_id)").fetchall() == [
+        ("rig-z", "rig", "acme")]
+    # The same bundle again: the first batch, nothing written, no batch row.
+    again = _load_assets(conn, "c" * 64, [("2026-03-01T00:20:00Z", "rig-z", "flow", 5.0)])
+    assert again == (batch_id, True, 0, 0, 0, 0)
+    assert conn.execute("select count(*) from ingest.batches").fetchone() == (2,)
+    assert conn.execute("select count(*) from telemetry.asset_readings").fetchone() == (3,)
+    assert conn.execute("select ingest.committed_batch_id('bundle', %s)", ["c" * 64]
+                        ).fetchone() == (batch_id,)
+    assert conn.execute("select ingest.committed_batch_id('bundle', 'nope')").fetchone() == (
+        None,)

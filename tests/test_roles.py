@@ -72,7 +72,11 @@ def test_ingest_entry_points_are_security_definer_with_a_pinned_search_path(
     entry_points = ["ingest.begin_batch(text,text,text,text)", "ingest.create_staging()",
                     "ingest.write_batch(bigint,text,text[],jsonb)",
                     "ingest.record_batch_outcome(text,text,text,text,text,bigint,text)",
-                    "ingest.record_stream_rejects(text,jsonb)"]
+                    "ingest.record_stream_rejects(text,jsonb)",
+                    # `tsfleet bundle load` (sql/functions/61_capture_load.sql)
+                    "ingest.register_bundle_keys(text[],text[],text[],text[],text[])",
+                    "ingest.load_asset_bundle(text,text,text,text[],text[],text[],text[],"
+                    "text[],timestamptz[],text[],text[],double precision[])"]
     rows = conn.execute("""
         select p.prosecdef, array_to_string(p.proconfig, ',')
         from unnest(%s::text[]) as e (name)

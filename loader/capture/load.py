@@ -6,18 +6,20 @@ data_gap (filled values) or gap_injected_* (injected), and NaN values. One batch
 source_kind 'bundle', checksum = provenance.bundle_sha256, so loading a bundle again is a
 no-op (the ingest path records a 'skipped' batch row).
 
+The SQL is in sql/functions/61_capture_load.sql (security definer functions, so a member of
+tsfleet_ingest can load); this module reads the bundle and passes its columns as arrays.
+
 Device bundles go through the shared ingest path (loader.ingest.batch.load_source: one
 transaction with the checksum registry, registration, dedup, rejects, asset processing and
 commit; then the rollup refresh of the loaded range): their rows go to the database as narrow
 CSV lines numbered as in the bundle's files. Just before it, in its own short transaction,
-the manifest's tenants, devices (with their tenant) and metrics (with their units) are
-registered if missing (insert ... on conflict do nothing): ingest would otherwise infer units
-from names, and a metric without any reading in the bundle would not exist.
+ingest.register_bundle_keys registers the manifest's tenants, devices (with their tenant) and
+metrics (with their units) if missing: ingest would otherwise infer units from names, and a
+metric without any reading in the bundle would not exist.
 
-Asset bundles write telemetry.asset_readings, which the ingest path does not, with the SQL
-below, in one transaction (ingest.begin_batch/commit_batch are not
-used because they count device readings; a concurrent load of the same bundle waits on the
-checksum registry's unique index). Their source device is one device per tenant named
+Asset bundles write telemetry.asset_readings, which the ingest path does not, in one call of
+ingest.load_asset_bundle (one transaction: ingest.begin_batch, registration, the readings,
+ingest.commit_batch). Their source device is one device per tenant named
 bundle:<first 12 hex of the bundle checksum>:<tenant>, since a binned value has no single
 source. An existing asset reading with the same key is kept (duplicate if equal, conflict if
 not).
@@ -43,141 +45,15 @@ from loader.ingest.copy import copy_rows
 
 NARROW = {"layout": "narrow", "header": ["time", "device", "metric", "value"]}
 
-PREREGISTER_SQL = [
-    """
-    insert into telemetry.tenants (tenant_key)
-    select distinct s.tenant_key from unnest(%(tenants)s::text[]) as s (tenant_key)
-    where not exists (select from telemetry.tenants as t where t.tenant_key = s.tenant_key)
-    on conflict (tenant_key) do nothing
-    """,
-    """
-    insert into telemetry.metrics (metric_name, unit)
-    select s.metric_name, s.unit
-    from unnest(%(metrics)s::text[], %(units)s::text[]) as s (metric_name, unit)
-    where not exists (select from telemetry.metrics as m where m.metric_name = s.metric_name)
-    order by s.metric_name
-    on conflict (metric_name) do nothing
-    """,
-    """
-    insert into telemetry.devices (tenant_id, device_key)
-    select t.tenant_id, s.device_key
-    from unnest(%(devices)s::text[], %(device_tenants)s::text[]) as s (device_key, tenant_key)
-    inner join telemetry.tenants as t on s.tenant_key = t.tenant_key
-    where not exists (select from telemetry.devices as d where d.device_key = s.device_key)
-    order by s.device_key
-    on conflict (device_key) do nothing
-    """,
-]
+REGISTER_KEYS_SQL = "select ingest.register_bundle_keys(%s, %s, %s, %s, %s)"
 
-FIND_BATCH_SQL = """
-select batch_id from ingest.batches
-where source_kind = 'bundle' and checksum = %(checksum)s and status = 'committed'
-"""
+COMMITTED_BATCH_SQL = "select ingest.committed_batch_id('bundle', %s)"
 
-NEW_BATCH_SQL = """
-insert into ingest.batches (source_kind, source_name, checksum, loader_version, rows_read)
-values ('bundle', %(name)s, %(checksum)s, %(version)s, %(rows)s)
-returning batch_id
-"""
-
-TEMP_TABLES_SQL = [
-    """
-    create temporary table bundle_series (
-        tenant_key text not null,
-        series_key text not null,
-        asset_type_key text,
-        metric_name text not null,
-        unit text
-    ) on commit drop
-    """,
-    """
-    create temporary table bundle_rows (
-        recorded_at timestamptz not null,
-        series_key text not null,
-        metric_name text not null,
-        value double precision not null
-    ) on commit drop
-    """,
-]
-
-REGISTER_SQL = [
-    """
-    insert into telemetry.tenants (tenant_key)
-    select distinct bs.tenant_key from bundle_series as bs
-    on conflict (tenant_key) do nothing
-    """,
-    """
-    insert into telemetry.metrics (metric_name, unit)
-    select distinct on (bs.metric_name) bs.metric_name, bs.unit
-    from bundle_series as bs
-    order by bs.metric_name, bs.unit
-    on conflict (metric_name) do nothing
-    """,
-]
-
-REGISTER_ASSETS_SQL = [
-    """
-    insert into telemetry.asset_types (asset_type_key)
-    select distinct bs.asset_type_key from bundle_series as bs
-    on conflict (asset_type_key) do nothing
-    """,
-    """
-    insert into telemetry.assets (tenant_id, asset_key, asset_type_id)
-    select distinct on (bs.series_key) t.tenant_id, bs.series_key, aty.asset_type_id
-    from bundle_series as bs
-    inner join telemetry.tenants as t on bs.tenant_key = t.tenant_key
-    inner join telemetry.asset_types as aty on bs.asset_type_key = aty.asset_type_key
-    order by bs.series_key, t.tenant_id
-    on conflict (asset_key) do nothing
-    """,
-    """
-    insert into telemetry.devices (tenant_id, device_key, description)
-    select distinct t.tenant_id, %(prefix)s || t.tenant_key, 'source of bundle asset readings'
-    from bundle_series as bs
-    inner join telemetry.tenants as t on bs.tenant_key = t.tenant_key
-    on conflict (device_key) do nothing
-    """,
-]
-
-INSERT_ASSET_READINGS_SQL = """
-insert into telemetry.asset_readings (
-    recorded_at, asset_id, metric_id, source_device_id, value, quality, batch_id
+LOAD_ASSETS_SQL = """
+select batch_id, is_already_loaded, rows_read, rows_inserted, rows_duplicate, rows_conflict
+from ingest.load_asset_bundle(
+    %s, %s, %s, %s, %s, %s, %s, %s, %s::timestamptz[], %s, %s, %s::double precision[]
 )
-select br.recorded_at, a.asset_id, m.metric_id, d.device_id, br.value, 'good', %(batch_id)s
-from bundle_rows as br
-inner join telemetry.assets as a on br.series_key = a.asset_key
-inner join telemetry.tenants as t on a.tenant_id = t.tenant_id
-inner join telemetry.devices as d on d.device_key = %(prefix)s || t.tenant_key
-inner join telemetry.metrics as m on br.metric_name = m.metric_name
-on conflict (recorded_at, asset_id, metric_id, source_device_id) do nothing
-"""
-
-ASSET_CONFLICTS_SQL = """
-select count(*)
-from bundle_rows as br
-inner join telemetry.assets as a on br.series_key = a.asset_key
-inner join telemetry.tenants as t on a.tenant_id = t.tenant_id
-inner join telemetry.devices as d on d.device_key = %(prefix)s || t.tenant_key
-inner join telemetry.metrics as m on br.metric_name = m.metric_name
-inner join telemetry.asset_readings as ar
-    on
-        ar.recorded_at = br.recorded_at and ar.asset_id = a.asset_id
-        and ar.metric_id = m.metric_id and ar.source_device_id = d.device_id
-where ar.batch_id <> %(batch_id)s and ar.value is distinct from br.value
-"""
-
-COMMIT_BATCH_SQL = """
-update ingest.batches
-set
-    status = 'committed',
-    rows_inserted = %(inserted)s,
-    asset_rows_inserted = %(asset_inserted)s,
-    rows_duplicate = %(duplicate)s,
-    rows_conflict = %(conflict)s,
-    min_recorded_at = (select min(br.recorded_at) from bundle_rows as br),
-    max_recorded_at = (select max(br.recorded_at) from bundle_rows as br),
-    finished_at = clock_timestamp()
-where batch_id = %(batch_id)s
 """
 
 
@@ -253,8 +129,7 @@ def load(url: str, folder: Path) -> LoadResult:
     content = read_bundle(folder)
     if content.kind == "device":
         return _load_devices(url, folder, content)
-    prefix = f"bundle:{content.checksum[:12]}:"
-    return _load_assets(url, folder, content, prefix)
+    return _load_assets(url, folder, content)
 
 
 def _preregister(conn: psycopg.Connection, content: BundleContent) -> None:
@@ -265,16 +140,12 @@ def _preregister(conn: psycopg.Connection, content: BundleContent) -> None:
     if content.kind == "device":
         for tenant, key, _type, _metric, _unit in content.series:
             tenants.setdefault(key, tenant)
-    params = {
-        "devices": sorted(tenants),
-        "device_tenants": [tenants[k] for k in sorted(tenants)],
-        "tenants": sorted({item[0] for item in content.series}),
-        "metrics": sorted(units),
-        "units": [units[m] for m in sorted(units)],
-    }
+    devices = sorted(tenants)
+    metrics = sorted(units)
     with conn.transaction():
-        for statement in PREREGISTER_SQL:
-            conn.execute(statement, params)
+        conn.execute(REGISTER_KEYS_SQL, [
+            sorted({item[0] for item in content.series}), metrics, [units[m] for m in metrics],
+            devices, [tenants[k] for k in devices]])
 
 
 def _quoted(text: str) -> str:
@@ -304,8 +175,8 @@ def _load_devices(url: str, folder: Path, content: BundleContent) -> LoadResult:
                 f"{exc.result.error}"
             ) from None
         if result.status == "skipped":
-            row = conn.execute(FIND_BATCH_SQL, {"checksum": content.checksum}).fetchone()
-            return LoadResult(batch_id=row[0] if row else result.batch_id or 0,
+            row = conn.execute(COMMITTED_BATCH_SQL, [content.checksum]).fetchone()
+            return LoadResult(batch_id=row[0] if row and row[0] else result.batch_id or 0,
                               already_loaded=True, series_kind="device")
     assert result.batch_id is not None
     return LoadResult(batch_id=result.batch_id, already_loaded=False, series_kind="device",
@@ -316,37 +187,20 @@ def _load_devices(url: str, folder: Path, content: BundleContent) -> LoadResult:
                       warnings=list(result.warnings))
 
 
-def _load_assets(url: str, folder: Path, content: BundleContent, prefix: str) -> LoadResult:
-    readings = [(at, key, metric, value) for _p, _l, at, key, metric, value in content.readings]
-    with connect(url) as conn, conn.transaction(), conn.cursor() as cur:
-        row = cur.execute(FIND_BATCH_SQL, {"checksum": content.checksum}).fetchone()
-        if row is not None:
-            return LoadResult(batch_id=row[0], already_loaded=True, series_kind="asset")
-        cur.execute(NEW_BATCH_SQL, {"name": str(folder.resolve()), "checksum": content.checksum,
-                                    "version": __version__, "rows": len(readings)})
-        batch_id = cur.fetchone()[0]  # type: ignore[index]
-        for statement in TEMP_TABLES_SQL:
-            cur.execute(statement)
-        with cur.copy("copy bundle_series from stdin") as copy:
-            for item in content.series:
-                copy.write_row(item)
-        with cur.copy("copy bundle_rows from stdin") as copy:
-            for item in readings:
-                copy.write_row(item)
-        for statement in REGISTER_SQL:
-            cur.execute(statement)
-        params = {"batch_id": batch_id, "prefix": prefix}
-        for statement in REGISTER_ASSETS_SQL:
-            cur.execute(statement, params if "%(prefix)s" in statement else None)
-        cur.execute(INSERT_ASSET_READINGS_SQL, params)
-        inserted = cur.rowcount
-        conflict = cur.execute(ASSET_CONFLICTS_SQL, params).fetchone()[0]  # type: ignore[index]
-        duplicate = len(readings) - inserted - conflict
-        cur.execute(COMMIT_BATCH_SQL, {
-            "batch_id": batch_id, "inserted": 0, "asset_inserted": inserted,
-            "duplicate": duplicate, "conflict": conflict,
-        })
+def _load_assets(url: str, folder: Path, content: BundleContent) -> LoadResult:
+    # Column arrays: series (tenant, key, asset type, metric, unit), readings (bin start, key,
+    # metric, value), as ingest.load_asset_bundle takes them.
+    series = [[item[i] for item in content.series] for i in range(5)]
+    readings = [[item[i] for item in content.readings] for i in range(2, 6)]
+    with connect(url) as conn, conn.transaction():
+        row = conn.execute(LOAD_ASSETS_SQL, [
+            str(folder.resolve()), content.checksum, __version__, *series, *readings,
+        ]).fetchone()
+    assert row is not None
+    batch_id, already_loaded, rows_read, inserted, duplicate, conflict = row
+    if already_loaded:
+        return LoadResult(batch_id=batch_id, already_loaded=True, series_kind="asset")
     return LoadResult(batch_id=batch_id, already_loaded=False, series_kind="asset",
-                      rows_read=len(readings), rows_inserted=inserted,
+                      rows_read=rows_read, rows_inserted=inserted,
                       rows_duplicate=duplicate, rows_conflict=conflict,
                       rows_skipped=content.skipped)

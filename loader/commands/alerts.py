@@ -222,11 +222,7 @@ def list_alerts(database_url: str | None, as_json: bool) -> None:
     url = resolve_url(database_url)
     try:
         with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "select episode_id, rule, severity, state, subject, metric, tenant, value,"
-                " started_at, fired_at, acknowledged_by, is_silenced"
-                " from alerts.active_alerts order by started_at desc, episode_id desc"
-            ).fetchall()
+            rows = cur.execute("select * from alerts.open_alert_summaries").fetchall()
     except psycopg.Error as exc:
         raise _fail("listing alerts", exc) from exc
     if as_json:
@@ -256,13 +252,8 @@ def history(database_url: str | None, since: timedelta, rule_key: str | None,
     url = resolve_url(database_url)
     try:
         with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "select episode_id, rule, severity, subject, metric, state, started_at,"
-                " fired_at, ended_at, firing_duration, acknowledged_by, notification_count"
-                " from alerts.episode_history"
-                " where started_at >= now() - %s and (%s::text is null or rule = %s)"
-                " order by started_at desc, episode_id desc",
-                [since, rule_key, rule_key]).fetchall()
+            rows = cur.execute("select * from alerts.list_episodes(%s, %s)",
+                               [since, rule_key]).fetchall()
     except psycopg.Error as exc:
         raise _fail("reading the alert history", exc) from exc
     if as_json:
@@ -374,10 +365,7 @@ def rules(database_url: str | None, as_json: bool) -> None:
     url = resolve_url(database_url)
     try:
         with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(
-                "select rule_key, condition_kind, scope_kind, scope_key, severity,"
-                " for_interval, keep_firing_for, is_enabled, params"
-                " from alerts.rules order by rule_key").fetchall()
+            rows = cur.execute("select * from alerts.rule_settings").fetchall()
     except psycopg.Error as exc:
         raise _fail("reading rules", exc) from exc
     if as_json:
