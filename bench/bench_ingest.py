@@ -52,19 +52,24 @@ def write_id_tsv(csv_path: Path, tsv_path: Path) -> None:
             out.write(f"{stamp}\t{int(device[4:]) + 1}\t{metric_ids[metric]}\t{value}\tgood\t1\n")
 
 
+# Runs the command from a small Python process and prints that process's children's peak RSS:
+# a child forked from the bench itself (large, it holds the generated data) would count the
+# bench's pages in its ru_maxrss before its exec and hide the loader's own peak.
+PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]);"
+            " open(sys.argv[1], 'w').write(str(resource.getrusage("
+            "resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)")
+
+
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, output) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{output}")
-    return seconds, usage.ru_maxrss / 1024, output
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        start = time.perf_counter()
+        process = subprocess.run([sys.executable, "-c", PEAK_RSS, rss.name, *command], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seconds = time.perf_counter() - start
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{process.stdout}")
+        return seconds, int(rss.read() or 0) / 1024, process.stdout
 
 
 def psql(url: str, *commands: str) -> list[str]:
