@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -37,6 +38,11 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Example" in result.output, f"`tsfleet {' '.join(path)} --help` shows no example"
+    # A docstring's unescaped backslash-newline joins two example lines into one with a run of
+    # spaces before the second's first option: the example is no longer copy-paste.
+    examples = result.output.split("Example", 1)[1].split("Options:", 1)[0]
+    joined = [line for line in examples.splitlines() if re.search(r"\S {6,}--", line)]
+    assert not joined, f"`tsfleet {' '.join(path)} --help`: example lines run together: {joined}"
 
 
 def test_a_command_without_a_database_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:

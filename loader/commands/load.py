@@ -245,8 +245,8 @@ def generic_csv(files: tuple[Path, ...], layout: str, time_columns: tuple[str, .
     \b
         tsfleet load csv readings.csv
         tsfleet load csv --layout wide --device pump-7 --time-format epoch_ms pump7.csv
-        tsfleet load csv --layout wide --device air-1 --delimiter ';' --decimal , \
-            --time-column Date --time-column Time --time-format '%d/%m/%Y %H.%M.%S' \
+        tsfleet load csv --layout wide --device air-1 --delimiter ';' --decimal , \\
+            --time-column Date --time-column Time --time-format '%d/%m/%Y %H.%M.%S' \\
             --na-value -200 --exclude NMHC AirQuality.csv
     """
     delimiter = "\t" if delimiter in ("\\t", "tab") else delimiter
