@@ -411,3 +411,17 @@ def test_a_failed_file_does_not_stop_the_other_files(db_url: str, conn: psycopg.
     assert "1 of 2 batch(es) failed" in result.output
     assert [b["status"] for b in batches(conn)] == ["failed", "committed"]
     assert len(readings(conn)) == 2
+
+
+def test_the_summary_names_the_first_rejects_and_where_the_rest_are(
+        db_url: str, tmp_path: Path) -> None:
+    rows = [("2026-01-01T00:00:00Z", "d1", "t", "1.5")]
+    rows += [(f"2026-01-01T{hour:02d}:00:00Z", "d1", "t", f"bad{hour}") for hour in range(1, 6)]
+    path = write_csv(tmp_path / "bad.csv", ["time", "device", "metric", "value"], rows)
+    result = run_load(db_url, "csv", str(path))
+    assert result.exit_code == 0, result.output
+    named = [line.strip() for line in result.output.splitlines()
+             if line.strip().startswith("rejected ")]
+    assert named == [f"rejected {path}:{line}:value: not a number: 'bad{line - 2}'"
+                     for line in (3, 4, 5)]
+    assert "... 2 more: select * from ingest.rejects where batch_id = " in result.output

@@ -26,6 +26,7 @@ from loader.formats.records import FormatError, Source
 from loader.ingest.rollup_refresh import refresh_batch
 
 # SQLSTATEs of sql/functions/2x_ingest_*.sql: input error, --strict, every row rejected.
+SHOWN_REJECTS = 3  # rejects named in a batch's summary
 INPUT_STATES = ("TSF01", "TSF02", "TSF03", "TSF04")
 _COPY_LINE = re.compile(r"COPY ingest_lines, line (\d+)")
 
@@ -64,6 +65,8 @@ class BatchResult:
     recorded_until: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # The first rejects (file:line:field: reason), to show where; all are in ingest.rejects.
+    first_rejects: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         line = (f"{self.source_name}: {self.status}"
@@ -75,6 +78,11 @@ class BatchResult:
                 + f", {self.seconds:.2f}s")
         if self.error:
             line += f"\n  error: {self.error}"
+        for reject in self.first_rejects:
+            line += f"\n  rejected {reject}"
+        if self.rows_rejected > len(self.first_rejects):
+            line += (f"\n  ... {self.rows_rejected - len(self.first_rejects)} more: select *"
+                     f" from ingest.rejects where batch_id = {self.batch_id}")
         for warning in self.warnings:
             line += f"\n  warning: {warning}"
         return line
@@ -154,6 +162,12 @@ def _write(cur: psycopg.Cursor, source: Source, options: LoadOptions,
     if row["min_recorded_at"] is not None and row["max_recorded_at"] is not None:
         result.recorded_from = row["min_recorded_at"].isoformat()
         result.recorded_until = row["max_recorded_at"].isoformat()
+    if result.rows_rejected:
+        result.first_rejects = [r["reject"] for r in cur.execute(
+            "select concat_ws(':', source_name, line_number, field_name) || ': ' || reason"
+            " as reject from ingest.rejects where batch_id = %s"
+            " order by line_number, reject_id limit %s",
+            [result.batch_id, SHOWN_REJECTS])]
 
 
 def record_unreadable(conn: psycopg.Connection, kind: str, name: str,
