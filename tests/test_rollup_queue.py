@@ -8,14 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from tests.ingest_support import run_load_json, write_csv
+from tests.ingest_support import run_load, run_load_json, write_csv
 from tests.rollups_support import UTC, add_batch, add_device, add_metric, day, insert_reading, one
 
 HEADER = ["time", "device", "metric", "value"]
@@ -172,4 +174,44 @@ def test_a_killed_multi_file_load_leaves_the_first_files_rollups_to_the_rerun(
         " order by 1").fetchall()
     assert a_hours == [(start + timedelta(hours=h), 6) for h in range(6)]
     assert one(conn, "select sum(reading_count) from rollups.device_metrics_daily") == 400_036
+    assert queued(conn) == []
+
+
+# TimescaleDB (2.2x Community) refuses a continuous aggregate refresh whose window overlaps one
+# in progress (SQLSTATE 55P03), registered in this catalog table by the refreshing backend.
+REFRESH_RANGES = sql.Identifier("_timescaledb_catalog", "continuous_aggs_jobs_refresh_ranges")
+
+
+@pytest.mark.community
+def test_a_load_waits_out_a_concurrent_refresh_instead_of_warning(
+    db_url: str, conn: psycopg.Connection, tmp_path: Path,
+) -> None:
+    name = REFRESH_RANGES.as_string(conn)
+    if conn.execute("select to_regclass(%s)", [name]).fetchone()[0] is None:
+        pytest.skip("this TimescaleDB does not refuse concurrent continuous aggregate refreshes")
+    path = write_csv(tmp_path / "old.csv", HEADER,
+                     [(f"2025-02-01T{hour:02d}:10:00Z", "dev-1", "temperature_c", hour)
+                      for hour in range(6)])
+    held_for_s = 2.0
+    # Another live backend "refreshing" every rollup over all time, as a second loader's
+    # refresh does: the load's own refresh is refused until it ends.
+    with psycopg.connect(db_url, autocommit=True) as other:
+        pid = other.info.backend_pid
+        conn.execute(sql.SQL(
+            "insert into {} (materialization_id, start_range, end_range, pid, job_id,"
+            " created_at) select c.mat_hypertable_id, -9223372036854775807,"
+            " 9223372036854775807, %s, 0, now() from _timescaledb_catalog.continuous_agg as c"
+        ).format(REFRESH_RANGES), [pid])
+        release = threading.Timer(held_for_s, lambda: conn.execute(
+            sql.SQL("delete from {} where pid = %s").format(REFRESH_RANGES), [pid]))
+        started = time.perf_counter()
+        release.start()
+        try:
+            result = run_load(db_url, "csv", str(path))
+        finally:
+            release.join()
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output, result.output
+    assert time.perf_counter() - started >= held_for_s  # it waited, and then refreshed
+    assert [count for _bucket, count in hourly(conn)] == [1] * 6
     assert queued(conn) == []

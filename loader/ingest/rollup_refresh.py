@@ -9,7 +9,9 @@ the batch's time range, cut at whole hours (sql/functions/40_rollups_refresh.sql
 connections refresh one batch at once, each in its own transaction; the rebuild locks buckets,
 not whole rollups, so the slices run side by side. On Community part 0 refreshes it all and
 the others nothing. The data is committed already: a failed refresh is a warning, never an
-undo.
+undo. TimescaleDB (2.2x Community) refuses a continuous aggregate refresh whose window overlaps
+one in progress (SQLSTATE 55P03) and expects the caller to try again: two loaders finishing
+together do, with jittered backoff, instead of warning.
 """
 
 from __future__ import annotations
@@ -19,11 +21,28 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 # Below this many new rows a second connection costs more than it saves.
 PARALLEL_REFRESH_ROWS = 100_000
 PARTS_PROCEDURE = "rollups.refresh_after_load(bigint,integer,integer)"
 DRAIN_PROCEDURE = "rollups.refresh_queued(integer)"
+CONCURRENT_REFRESH_WAIT_S = 300  # how long a refresh waits out others' before it gives up
+
+
+def _refused_for_a_concurrent_refresh(exc: BaseException) -> bool:
+    return (isinstance(exc, psycopg.errors.LockNotAvailable)
+            and "concurrent refresh" in (exc.diag.message_primary or ""))
+
+
+@retry(retry=retry_if_exception(_refused_for_a_concurrent_refresh),
+       wait=wait_random_exponential(multiplier=0.2, max=5),
+       stop=stop_after_delay(CONCURRENT_REFRESH_WAIT_S), reraise=True)
+def _call(conn: psycopg.Connection, statement: str,
+          params: list[int] | None = None) -> psycopg.Cursor:
+    """CALL a refresh procedure (autocommit: a refused call leaves nothing open); again while
+    another session's refresh of an overlapping window holds it back."""
+    return conn.execute(statement, params)
 
 
 def drain_queue(conn: psycopg.Connection) -> tuple[int, float]:
@@ -34,7 +53,7 @@ def drain_queue(conn: psycopg.Connection) -> tuple[int, float]:
                              [DRAIN_PROCEDURE]).fetchone()
     if not installed or not installed[0]:
         return 0, 0.0
-    row = conn.execute("call rollups.refresh_queued()").fetchone()
+    row = _call(conn, "call rollups.refresh_queued()").fetchone()
     return int(row[0] or 0) if row else 0, time.perf_counter() - started
 
 
@@ -49,7 +68,7 @@ def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int
     if not installed or not installed[0]:
         return 0.0
     if parts < 2 or rows < PARALLEL_REFRESH_ROWS or connect is None or not installed[1]:
-        conn.execute("call rollups.refresh_after_load(%s)", [batch_id])
+        _call(conn, "call rollups.refresh_after_load(%s)", [batch_id])
         return time.perf_counter() - started
     failures: list[BaseException] = []
     left_over: list[int] = []  # parts whose connection could not be opened: done here
@@ -62,8 +81,8 @@ def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int
             return
         try:
             with other:
-                other.execute("call rollups.refresh_after_load(%s, %s, %s)",
-                              [batch_id, part, parts])
+                _call(other, "call rollups.refresh_after_load(%s, %s, %s)",
+                      [batch_id, part, parts])
         except BaseException as exc:  # handed to the caller below
             failures.append(exc)
 
@@ -71,11 +90,11 @@ def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int
                                 name=f"tsfleet-refresh-{part}") for part in range(1, parts)]
     for helper in helpers:
         helper.start()
-    conn.execute("call rollups.refresh_after_load(%s, %s, %s)", [batch_id, 0, parts])
+    _call(conn, "call rollups.refresh_after_load(%s, %s, %s)", [batch_id, 0, parts])
     for helper in helpers:
         helper.join()
     for part in sorted(left_over):
-        conn.execute("call rollups.refresh_after_load(%s, %s, %s)", [batch_id, part, parts])
+        _call(conn, "call rollups.refresh_after_load(%s, %s, %s)", [batch_id, part, parts])
     if failures:
         raise failures[0]
     return time.perf_counter() - started
