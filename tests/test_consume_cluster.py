@@ -119,7 +119,9 @@ def test_killing_the_stream_leader_while_two_consumers_drain_loses_and_doubles_n
     cluster: NatsCluster, db_url: str
 ) -> None:
     add_replicated_stream(cluster.urls)
-    before = fleet_messages(devices=20, steps=100, prefix="before")  # 2,000 messages
+    # 10,000 messages: enough that two consumers (batches side by side since the ingest lock
+    # went) are still draining when the leader is killed.
+    before = fleet_messages(devices=20, steps=500, prefix="before")
     after = fleet_messages(devices=20, steps=20, prefix="after", start=T0 + timedelta(days=1))
     total = len(before) + len(after)
     publish_with_ids(cluster.urls, before)
