@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from loader.cli import main
 from loader.stream import consumer
-from loader.stream.handover import Written
 from loader.stream.pipeline import Delivery
+from loader.stream.sink import Written
 from loader.stream.stats import log_event
 
 

@@ -1,5 +1,6 @@
 """One micro-batch of raw payloads written through the consumer's hand-over
-(loader/stream/handover.py): message-id deduplication and asset processing, in the database."""
+(loader.stream.sink.write_payloads): message-id deduplication and asset processing, in the
+database."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from typing import Any
 
 import psycopg
 
-from loader.stream.handover import write_payloads
 from loader.stream.pipeline import Payload
-from loader.stream.sink import BatchCounts
+from loader.stream.sink import BatchCounts, write_payloads
 from tests.consume_support import asset_worker_message, pumps_for_worked_example
 from tests.processing_support import add_device, add_link
 

@@ -1,4 +1,4 @@
-"""What the consumer's hand-over (loader/stream/handover.py) makes of raw payloads: the
+"""What the consumer's hand-over (loader.stream.sink.write_payloads) makes of raw payloads: the
 database parses them (ingest.parse_messages); a message it rejects whole comes back as poison
 with its stream sequence, the field at fault and the reason, for the pipeline to dead-letter;
 a bad metric value is one reject and the message's other readings are stored."""
@@ -10,8 +10,8 @@ import json
 import psycopg
 import pytest
 
-from loader.stream.handover import write_payloads
 from loader.stream.pipeline import Payload
+from loader.stream.sink import write_payloads
 from tests.consume_support import asset_worker_message
 
 SUBJECT = "telemetry.normalized.v1"

@@ -11,6 +11,7 @@ Couples with: ingest.create_staging() (the table), sql/functions/22_ingest_parse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -23,6 +24,7 @@ LINES_COPY = ("copy pg_temp.ingest_lines (body) from stdin"
 ROWS_COPY = ("copy pg_temp.ingest_lines (source_no, line_number, message_id, subject, body)"
              " from stdin")
 BLOCK = 1 << 20
+_END_MARK = re.compile(rb"(?:^|\n)\\\.\r?(?:\n|$)")
 
 
 def copy_lines(cur: Cursor, handle: BinaryIO, name: str,
@@ -70,15 +72,10 @@ def _check(data: bytes, line: int, name: str) -> None:
 
 
 def _end_mark(data: bytes) -> int:
-    """Where a line holding only backslash-period starts in `data` (whole lines), or -1."""
-    at = 0 if data.startswith(b"\\.") else data.find(b"\n\\.") + 1 or -1
-    while at >= 0:
-        rest = data[at + 2:at + 4]
-        if rest in (b"", b"\n", b"\r\n", b"\r") or rest.startswith(b"\n"):
-            return at
-        nxt = data.find(b"\n\\.", at + 1)
-        at = nxt + 1 if nxt >= 0 else -1
-    return -1
+    """Where a line holding only backslash-period starts in `data` (whole lines), or -1; the
+    expression runs only on the rare block that holds a backslash-period at all."""
+    found = _END_MARK.search(data) if b"\\." in data else None
+    return -1 if found is None else found.start() + found.group().startswith(b"\n")
 
 
 def copy_rows(cur: Cursor,

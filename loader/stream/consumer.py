@@ -39,7 +39,6 @@ from loader.stream import jetstream
 from loader.stream.database import Database
 from loader.stream.deadletter import dead_letter_message
 from loader.stream.fetch import FetchFailed
-from loader.stream.handover import Written
 from loader.stream.outbox import OutboxPublisher
 from loader.stream.pipeline import (
     Ack,
@@ -57,6 +56,7 @@ from loader.stream.pipeline import (
 from loader.stream.refresh import BackgroundRefresh, RollupRefresher
 from loader.stream.retrying import Stopped, until_stopped
 from loader.stream.settings import ConsumerSettings
+from loader.stream.sink import Written
 from loader.stream.stats import ConsumerStats, log_event
 
 # Called after a chunk committed and before its acks: tests stop the consumer there.
@@ -203,10 +203,7 @@ class Consumer:
         self.stats.record_batch(time.perf_counter() - started)
 
     def _count(self, written: Written) -> None:
-        self.stats.duplicates += written.repeats
         counts = written.counts
-        if counts is None:
-            return
         self.stats.processed += counts.messages_inserted
         self.stats.duplicates += counts.messages_duplicate
         self.stats.rejected += counts.rejected

@@ -1,6 +1,6 @@
 """The consumer's database side: one autocommit connection (sync psycopg, called in a worker
 thread so NATS keeps running on the event loop), opened on first use and again after it broke.
-Writes go through the sink (loader/stream/handover.py), dead letters through
+Writes go through the sink (loader/stream/sink.py), dead letters through
 ingest.record_stream_rejects (loader/stream/deadletter.py)."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import psycopg
 
 from loader.db import plain_url
 from loader.stream.deadletter import record_rejects
-from loader.stream.handover import Written, write_payloads
 from loader.stream.pipeline import DeadLetter, Payload
 from loader.stream.settings import ConsumerSettings
-from loader.stream.sink import prepare_session
+from loader.stream.sink import Written, prepare_session, write_payloads
 
 
 class Database:

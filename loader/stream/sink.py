@@ -1,5 +1,10 @@
 """The one place the consumer writes data: raw payloads through the loaders' SQL path.
 
+`write_payloads(conn, payloads)` is the consumer's hand-over: what it received
+(loader.stream.pipeline.Payload: subject, Nats-Msg-Id header, payload bytes, stream
+sequence), as received, with the messages rejected whole coming back as poison by stream
+sequence for the pipeline to dead-letter and terminate.
+
 `write_messages(conn, messages)` writes a micro-batch as one committed batch: the payloads
 are COPYed as text into pg_temp.ingest_lines (line number = stream sequence) and
 ingest.write_batch parses and checks them (ingest.parse_messages), registers devices, applies
@@ -31,6 +36,7 @@ from loader.formats.records import Source
 from loader.ingest import BatchFailed, LoadOptions, load_source
 from loader.ingest.copy import copy_rows
 from loader.stream.messages import RawMessage
+from loader.stream.pipeline import Payload, Poisoned
 
 SOURCE_KIND = "nats"
 STREAM_OPTIONS = LoadOptions(refresh_rollups=False, allow_empty=True)
@@ -130,3 +136,23 @@ def _unreadable(payload: bytes) -> str | None:
 
 def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a committed write did: the counts and the payloads that can never load (by stream
+    sequence)."""
+
+    counts: BatchCounts
+    poisoned: dict[int, Poisoned] = field(default_factory=dict)
+
+
+def write_payloads(conn: psycopg.Connection, payloads: Sequence[Payload], *,
+                   source_name: str, events: bool) -> Written:
+    """Write the payloads as one committed batch (raises what write_messages raises: nothing
+    of the chunk was written then). A message id repeated within the chunk is written once
+    and counted as a duplicate by the database."""
+    counts = write_messages(
+        conn, [RawMessage(p.subject, p.message_id, p.data, p.sequence) for p in payloads],
+        source_name=source_name, events=events)
+    return Written(counts, {m.sequence: Poisoned(m.reason, m.field) for m in counts.poison})
