@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from loader.ingest.rollup_refresh import REFRESH_TURN
 from tests.ingest_support import run_load, run_load_json, write_csv
 from tests.rollups_support import UTC, add_batch, add_device, add_metric, day, insert_reading, one
 
@@ -213,5 +214,38 @@ def test_a_load_waits_out_a_concurrent_refresh_instead_of_warning(
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output, result.output
     assert time.perf_counter() - started >= held_for_s  # it waited, and then refreshed
+    assert [count for _bucket, count in hourly(conn)] == [1] * 6
+    assert queued(conn) == []
+
+
+@pytest.mark.community
+def test_a_load_takes_its_turn_behind_another_tsfleet_refresh(
+    db_url: str, conn: psycopg.Connection, tmp_path: Path,
+) -> None:
+    """tsfleet's own Community refreshes take turns (REFRESH_TURN): the load waits on the lock,
+    without polling or warning, and refreshes the moment the other ends."""
+    path = write_csv(tmp_path / "old.csv", HEADER,
+                     [(f"2025-02-01T{hour:02d}:10:00Z", "dev-1", "temperature_c", hour)
+                      for hour in range(6)])
+    results = []
+    with psycopg.connect(db_url, autocommit=True) as other:
+        other.execute("select pg_advisory_lock(%s, %s)", REFRESH_TURN)
+        load = threading.Thread(target=lambda: results.append(
+            run_load(db_url, "csv", str(path))))
+        load.start()
+        waiting = []
+        for _ in range(100):  # until the load's backend waits for the turn
+            waiting = conn.execute(
+                "select pid from pg_stat_activity where wait_event_type = 'Lock'"
+                " and wait_event = 'advisory' and datname = current_database()").fetchall()
+            if waiting:
+                break
+            time.sleep(0.1)
+        assert waiting, "the load did not wait for the other refresh's turn"
+        assert hourly(conn) == []  # committed, not refreshed yet
+        other.execute("select pg_advisory_unlock(%s, %s)", REFRESH_TURN)
+        load.join(timeout=60)
+    assert results and results[0].exit_code == 0, results
+    assert "warning" not in results[0].output, results[0].output
     assert [count for _bucket, count in hourly(conn)] == [1] * 6
     assert queued(conn) == []

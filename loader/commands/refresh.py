@@ -9,6 +9,7 @@ import click
 import psycopg
 
 from loader.db import connect, resolve_url
+from loader.ingest.rollup_refresh import call_refresh
 from loader.options import database_url_option
 from loader.tables import render
 
@@ -39,7 +40,7 @@ def refresh_rollups(url: str, start: datetime | None, end: datetime | None,
     """CALL rollups.refresh (autocommit: the Community path commits inside), then
     ops.apply_retention(). Returns the chunks dropped per hypertable."""
     with connect(url, autocommit=True) as conn:
-        conn.execute("call rollups.refresh(%s, %s)", [start, end])
+        call_refresh(conn, "call rollups.refresh(%s, %s)", [start, end])
         if not retention:
             return []
         rows = conn.execute("select hypertable_name, dropped_chunks from ops.apply_retention()"

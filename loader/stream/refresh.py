@@ -23,6 +23,7 @@ from datetime import datetime
 import psycopg
 
 from loader.db import plain_url
+from loader.ingest.rollup_refresh import call_refresh
 from loader.rollup_ranges import END_EXCLUSIVE, RangeSet
 from loader.stream.stats import ConsumerStats, log_event
 
@@ -65,7 +66,7 @@ class RollupRefresher:
         """Drain the refresh queue, which holds these ranges (blocking: run it in a thread).
         Raises RefreshFailed with the ranges, for the caller to put back."""
         try:
-            self._connection().execute(REFRESH_SQL)
+            call_refresh(self._connection(), REFRESH_SQL)
         except Exception as exc:
             self.close()
             raise RefreshFailed(ranges, exc) from exc
