@@ -579,15 +579,14 @@ begin
     create temporary table if not exists ingest_documents (
         source_no integer not null,
         line_number bigint not null,
-        body text,
         message_id text,
         doc jsonb,
         problem text
     );
     truncate pg_temp.ingest_documents;
     begin
-        insert into pg_temp.ingest_documents (source_no, line_number, body, message_id, doc)
-        select l.source_no, l.line_number, l.body, l.message_id, ltrim(l.body, U&'\FEFF')::jsonb
+        insert into pg_temp.ingest_documents (source_no, line_number, message_id, doc)
+        select l.source_no, l.line_number, l.message_id, ltrim(l.body, U&'\FEFF')::jsonb
         from pg_temp.ingest_lines as l
         where btrim(l.body) <> '';
         return;
@@ -611,10 +610,8 @@ begin
         order by 1
     loop
         begin
-            insert into pg_temp.ingest_documents (
-                source_no, line_number, body, message_id, doc
-            )
-            select l.source_no, l.line_number, l.body, l.message_id, ltrim(l.body, U&'\FEFF')::jsonb
+            insert into pg_temp.ingest_documents (source_no, line_number, message_id, doc)
+            select l.source_no, l.line_number, l.message_id, ltrim(l.body, U&'\FEFF')::jsonb
             from pg_temp.ingest_lines as l
             where
                 l.line_number between v_chunk.first_line and v_chunk.last_line
@@ -629,19 +626,19 @@ begin
             loop
                 begin
                     insert into pg_temp.ingest_documents (
-                        source_no, line_number, body, message_id, doc
+                        source_no, line_number, message_id, doc
                     )
                     values (
-                        v_line.source_no, v_line.line_number, v_line.body,
-                        v_line.message_id, ltrim(v_line.body, U&'\FEFF')::jsonb
+                        v_line.source_no, v_line.line_number, v_line.message_id,
+                        ltrim(v_line.body, U&'\FEFF')::jsonb
                     );
                 exception when others then
                     get stacked diagnostics v_detail = pg_exception_detail;
                     insert into pg_temp.ingest_documents (
-                        source_no, line_number, body, message_id, problem
+                        source_no, line_number, message_id, problem
                     )
                     values (
-                        v_line.source_no, v_line.line_number, v_line.body, v_line.message_id,
+                        v_line.source_no, v_line.line_number, v_line.message_id,
                         'invalid JSON: ' || sqlerrm
                         || coalesce(' (' || nullif(v_detail, '') || ')', '')
                     );
