@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loader.ingest.rollup_refresh import REFRESH_TURN
+from tests.conftest import Server
 from tests.ingest_support import run_load, run_load_json, write_csv
 from tests.rollups_support import UTC, add_batch, add_device, add_metric, day, insert_reading, one
 
@@ -222,14 +222,14 @@ def test_a_load_waits_out_a_concurrent_refresh_instead_of_warning(
 def test_a_load_takes_its_turn_behind_another_tsfleet_refresh(
     db_url: str, conn: psycopg.Connection, tmp_path: Path,
 ) -> None:
-    """tsfleet's own Community refreshes take turns (REFRESH_TURN): the load waits on the lock,
-    without polling or warning, and refreshes the moment the other ends."""
+    """tsfleet's own Community refreshes take turns (_tsfleet.begin_refresh_turn): the load
+    waits on the lock, without polling or warning, and refreshes the moment the other ends."""
     path = write_csv(tmp_path / "old.csv", HEADER,
                      [(f"2025-02-01T{hour:02d}:10:00Z", "dev-1", "temperature_c", hour)
                       for hour in range(6)])
     results = []
     with psycopg.connect(db_url, autocommit=True) as other:
-        other.execute("select pg_advisory_lock(%s, %s)", REFRESH_TURN)
+        assert other.execute("select _tsfleet.begin_refresh_turn()").fetchone() == (True,)
         load = threading.Thread(target=lambda: results.append(
             run_load(db_url, "csv", str(path))))
         load.start()
@@ -243,9 +243,24 @@ def test_a_load_takes_its_turn_behind_another_tsfleet_refresh(
             time.sleep(0.1)
         assert waiting, "the load did not wait for the other refresh's turn"
         assert hourly(conn) == []  # committed, not refreshed yet
-        other.execute("select pg_advisory_unlock(%s, %s)", REFRESH_TURN)
+        other.execute("select _tsfleet.end_refresh_turn()")
         load.join(timeout=60)
     assert results and results[0].exit_code == 0, results
     assert "warning" not in results[0].output, results[0].output
     assert [count for _bucket, count in hourly(conn)] == [1] * 6
     assert queued(conn) == []
+
+
+def test_only_community_refreshes_take_turns(conn: psycopg.Connection, server: Server) -> None:
+    """Community: the turn is a session lock that outlives commits (the refresh procedures
+    commit inside; here each statement is its own transaction); Apache: no turn, the rebuild
+    locks its buckets."""
+    conn.autocommit = True
+    held = ("select count(*) from pg_locks where locktype = 'advisory' and classid = 7461"
+            " and objid = 2 and pid = pg_backend_pid()")
+    assert conn.execute("select _tsfleet.begin_refresh_turn()").fetchone() == (
+        server.is_community,)
+    assert one(conn, held) == (1 if server.is_community else 0)
+    if server.is_community:
+        conn.execute("select _tsfleet.end_refresh_turn()")
+    assert one(conn, held) == 0

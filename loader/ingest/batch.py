@@ -125,7 +125,8 @@ def load_source(conn: psycopg.Connection, source: Source,
             _write(cur, source, options, result)
     except _AlreadyLoaded:
         result.status = "skipped"
-        result.batch_id = _record_outcome(conn, source, "skipped", None, 0)
+        result.batch_id = _record_outcome(conn, source.kind, source.name, source.checksum,
+                                          "skipped", None)
         result.seconds = time.perf_counter() - started
         return result
     except Exception as exc:
@@ -134,7 +135,8 @@ def load_source(conn: psycopg.Connection, source: Source,
         result.status = "failed"
         result.error = describe(exc, source)
         try:
-            result.batch_id = _record_outcome(conn, source, "failed", result.error, 0)
+            result.batch_id = _record_outcome(conn, source.kind, source.name, source.checksum,
+                                              "failed", result.error)
         except psycopg.Error as record_exc:
             result.batch_id = None
             result.warnings.append(f"could not record the failed batch: {describe(record_exc)}")
@@ -174,9 +176,7 @@ def record_unreadable(conn: psycopg.Connection, kind: str, name: str,
                       error: FormatError) -> BatchResult:
     """A source that could not even be opened as its format: a failed batch row, no data."""
     result = BatchResult(kind, name, status="failed", error=str(error))
-    row = conn.execute("select ingest.record_batch_outcome(%s, %s, null, 'failed', %s, 0, %s)",
-                       [kind, name, result.error, __version__]).fetchone()
-    result.batch_id = row[0] if row else None
+    result.batch_id = _record_outcome(conn, kind, name, None, "failed", result.error)
     return result
 
 
@@ -204,12 +204,11 @@ def describe(exc: BaseException, source: Source | None = None) -> str:
     return str(exc)
 
 
-def _record_outcome(conn: psycopg.Connection, source: Source, status: str, error: str | None,
-                    rows_read: int) -> int | None:
-    row = conn.execute(
-        "select ingest.record_batch_outcome(%s, %s, %s, %s, %s, %s, %s)",
-        [source.kind, source.name, source.checksum, status, error, rows_read, __version__],
-    ).fetchone()
+def _record_outcome(conn: psycopg.Connection, kind: str, name: str, checksum: str | None,
+                    status: str, error: str | None) -> int | None:
+    """A batch row that wrote nothing (failed or skipped); its id."""
+    row = conn.execute("select ingest.record_batch_outcome(%s, %s, %s, %s, %s, 0, %s)",
+                       [kind, name, checksum, status, error, __version__]).fetchone()
     return row[0] if row else None
 
 

@@ -13,21 +13,18 @@ undo.
 
 Community: TimescaleDB (2.2x) refuses a continuous aggregate refresh whose window overlaps one
 in progress (SQLSTATE 55P03) and expects the caller to try again. tsfleet's own refreshers
-therefore take turns: each refresh CALL holds a session advisory lock (REFRESH_TURN), so two
-loaders finishing together queue, and the second starts the moment the first ends (polling
-with backoff instead cost two parallel loads a third of their speed-up: `python -m bench
---only ingest_scale`). Refreshes that tsfleet does not start (policy jobs, a CALL in psql)
-can still collide; those refusals are retried with jittered backoff. Apache needs no turn:
-the rebuild locks the buckets it rewrites (sql/functions/40_rollups_refresh.sql), so parts
-and disjoint loads refresh side by side.
+take turns instead (_tsfleet.begin_refresh_turn, a session advisory lock held around each
+refresh CALL): two loaders finishing together queue, and the second starts the moment the
+first ends. Refreshes that tsfleet does not start (policy jobs, a CALL in psql) can still
+collide; those refusals are retried with jittered backoff. Apache needs no turn: the rebuild
+locks the buckets it rewrites, so parts and disjoint loads refresh side by side.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import psycopg
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -37,33 +34,6 @@ PARALLEL_REFRESH_ROWS = 100_000
 PARTS_PROCEDURE = "rollups.refresh_after_load(bigint,integer,integer)"
 DRAIN_PROCEDURE = "rollups.refresh_queued(integer)"
 CONCURRENT_REFRESH_WAIT_S = 300  # how long a refresh waits out others' before it gives up
-# (class, key) of the session advisory lock tsfleet's Community refreshes take turns on; the
-# alert evaluation uses (7461, 1) (sql/functions/52_alerts_evaluate.sql).
-REFRESH_TURN = (7461, 2)
-IS_COMMUNITY = "select current_setting('timescaledb.license', true) = 'timescale'"
-
-
-def takes_turns(conn: psycopg.Connection) -> bool:
-    """Whether refreshes on this server wait for each other (Community: continuous aggregates
-    refuse overlapping refreshes)."""
-    row = conn.execute(IS_COMMUNITY).fetchone()
-    return bool(row and row[0])
-
-
-@contextmanager
-def refresh_turn(conn: psycopg.Connection) -> Iterator[None]:
-    """Hold REFRESH_TURN on Community while the block refreshes (autocommit connections: the
-    lock is the session's, so it outlives the commits inside the refresh procedures). A lost
-    connection takes the lock with it."""
-    if not takes_turns(conn):
-        yield
-        return
-    conn.execute("select pg_advisory_lock(%s, %s)", REFRESH_TURN)
-    try:
-        yield
-    finally:
-        if not conn.broken:
-            conn.execute("select pg_advisory_unlock(%s, %s)", REFRESH_TURN)
 
 
 def _refused_for_a_concurrent_refresh(exc: BaseException) -> bool:
@@ -76,10 +46,15 @@ def _refused_for_a_concurrent_refresh(exc: BaseException) -> bool:
        stop=stop_after_delay(CONCURRENT_REFRESH_WAIT_S), reraise=True)
 def call_refresh(conn: psycopg.Connection, statement: str,
                  params: list[object] | None = None) -> psycopg.Cursor:
-    """CALL a refresh procedure in its turn (autocommit: a refused call leaves nothing open);
-    again while a refresh tsfleet did not start holds an overlapping window."""
-    with refresh_turn(conn):
+    """CALL a refresh procedure in its turn (_tsfleet.begin_refresh_turn; autocommit: the turn
+    outlives the commits inside, and a refused call leaves nothing open); again while a
+    refresh tsfleet did not start holds an overlapping window."""
+    turn = conn.execute("select _tsfleet.begin_refresh_turn()").fetchone()
+    try:
         return conn.execute(statement, params)
+    finally:
+        if turn and turn[0] and not conn.broken:  # a lost connection took the lock with it
+            conn.execute("select _tsfleet.end_refresh_turn()")
 
 
 def drain_queue(conn: psycopg.Connection) -> tuple[int, float]:
@@ -101,12 +76,12 @@ def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int
     started = time.perf_counter()
     installed = conn.execute(
         "select to_regprocedure('rollups.refresh_after_load(bigint)') is not null,"
-        " to_regprocedure(%s) is not null", [PARTS_PROCEDURE]).fetchone()
+        " to_regprocedure(%s) is not null and current_setting('timescaledb.license', true)"
+        " is distinct from 'timescale'", [PARTS_PROCEDURE]).fetchone()
     if not installed or not installed[0]:
         return 0.0
     # Parts share a refresh on Apache only (a continuous aggregate refreshes a range in one go).
-    if (parts < 2 or rows < PARALLEL_REFRESH_ROWS or connect is None or not installed[1]
-            or takes_turns(conn)):
+    if parts < 2 or rows < PARALLEL_REFRESH_ROWS or connect is None or not installed[1]:
         call_refresh(conn, "call rollups.refresh_after_load(%s)", [batch_id])
         return time.perf_counter() - started
     failures: list[BaseException] = []
@@ -121,7 +96,7 @@ def refresh_batch(conn: psycopg.Connection, batch_id: int, rows: int, parts: int
         try:
             with other:
                 call_refresh(other, "call rollups.refresh_after_load(%s, %s, %s)",
-                      [batch_id, part, parts])
+                             [batch_id, part, parts])
         except BaseException as exc:  # handed to the caller below
             failures.append(exc)
 

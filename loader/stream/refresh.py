@@ -30,14 +30,6 @@ from loader.stream.stats import ConsumerStats, log_event
 REFRESH_SQL = "call rollups.refresh_queued()"
 
 
-class RefreshFailed(Exception):
-    """A refresh stopped at a range; `remaining` were not refreshed."""
-
-    def __init__(self, remaining: list[tuple[datetime, datetime]], error: Exception) -> None:
-        super().__init__(str(error).strip())
-        self.remaining = remaining
-
-
 class RollupRefresher:
     """Collects the committed readings' time ranges and refreshes them when due."""
 
@@ -62,14 +54,15 @@ class RollupRefresher:
         self.last_refresh = time.monotonic()
         return self.pending.take()
 
-    def refresh(self, ranges: list[tuple[datetime, datetime]]) -> None:
-        """Drain the refresh queue, which holds these ranges (blocking: run it in a thread).
-        Raises RefreshFailed with the ranges, for the caller to put back."""
+    def refresh(self) -> None:
+        """Drain the refresh queue, which holds the ranges taken (blocking: run it in a
+        thread). A failure drops the connection and is raised, for the caller to put the
+        ranges back."""
         try:
             call_refresh(self._connection(), REFRESH_SQL)
-        except Exception as exc:
+        except Exception:
             self.close()
-            raise RefreshFailed(ranges, exc) from exc
+            raise
 
     def put_back(self, ranges: list[tuple[datetime, datetime]]) -> None:
         for start, end in ranges:
@@ -109,9 +102,9 @@ class BackgroundRefresh:
             started = time.perf_counter()
             ranges = self.refresher.take()
             try:
-                await asyncio.to_thread(self.refresher.refresh, ranges)
-            except RefreshFailed as exc:
-                self.refresher.put_back(exc.remaining)
+                await asyncio.to_thread(self.refresher.refresh)
+            except Exception as exc:  # psycopg's, or a lost connection's: retried later
+                self.refresher.put_back(ranges)
                 self.stats.rollup_refresh_failures += 1
                 log_event("rollups_refresh_failed", level="warning", error=str(exc).strip(),
                           pending_ranges=_iso(self.refresher.pending.ranges),

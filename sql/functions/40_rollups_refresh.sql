@@ -101,6 +101,46 @@ comment on function _tsfleet.can_refresh_rollups() is
 
 grant execute on function _tsfleet.can_refresh_rollups() to tsfleet_ingest;
 
+-- Community: TimescaleDB refuses a continuous aggregate refresh whose window overlaps one in
+-- progress (SQLSTATE 55P03) instead of waiting. tsfleet's own refreshers (loads, the consumer,
+-- tsfleet refresh) therefore take turns on this session advisory lock, held across the
+-- procedure's internal commits, and the second of two starts the moment the first ends.
+-- Apache needs no turn: _tsfleet.rebuild_rollup_table locks the buckets it rewrites.
+-- Couples with: loader/ingest/rollup_refresh.py (call_refresh: begin, CALL, end), the alert
+-- evaluation's lock (7461, 1) in 52_alerts_evaluate.sql.
+create or replace function _tsfleet.begin_refresh_turn()
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pg_catalog.current_setting('timescaledb.license', true) is distinct from 'timescale' then
+        return false;
+    end if;
+    perform pg_catalog.pg_advisory_lock(7461, 2);
+    return true;
+end;
+$$;
+
+comment on function _tsfleet.begin_refresh_turn() is
+'Wait for this session''s turn to refresh the rollups (Community: a session advisory lock, '
+'held until _tsfleet.end_refresh_turn); false on Apache, where refreshes need no turn.';
+
+grant execute on function _tsfleet.begin_refresh_turn() to tsfleet_ingest;
+
+create or replace function _tsfleet.end_refresh_turn()
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+    select pg_catalog.pg_advisory_unlock(7461, 2);
+$$;
+
+comment on function _tsfleet.end_refresh_turn() is
+'End the refresh turn _tsfleet.begin_refresh_turn took (call it only when that returned true).';
+
+grant execute on function _tsfleet.end_refresh_turn() to tsfleet_ingest;
+
 -- The time column of a rollup's source: raw hypertables have recorded_at, rollups bucket_start.
 create or replace function _tsfleet.rollup_source_time_column(p_source_table text)
 returns text
