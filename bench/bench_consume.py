@@ -1,4 +1,4 @@
-"""NATS JetStream consumers draining a stream: one vs two on one durable, vs the file load."""
+"""NATS JetStream consumers draining a stream: one, two workers, two processes, vs the file load."""
 
 from __future__ import annotations
 
@@ -116,8 +116,9 @@ def run(ctx: BenchContext) -> list[Result]:
     jsonl.write_bytes(b"\n".join(payloads) + b"\n")
 
     try:
-        one = _drain(ctx, payloads, workdir, workers=1)
-        two = _drain(ctx, payloads, workdir, workers=2)
+        one = _drain(ctx, payloads, workdir, processes=1, workers=1)
+        paired = _drain(ctx, payloads, workdir, processes=1, workers=2)
+        two = _drain(ctx, payloads, workdir, processes=2, workers=1)
         with ctx.database() as url:
             _prepare(url, DEVICES)
             with stopwatch() as load_time:
@@ -129,22 +130,27 @@ def run(ctx: BenchContext) -> list[Result]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    for _seconds, consumed, _stats in (one, two):
+    for _seconds, consumed, _stats in (one, paired, two):
         if consumed != loaded or consumed[0] != count:
             raise RuntimeError(f"the paths wrote different rows: consumer {consumed}, "
                                f"file load {loaded}, expected {count} messages")
     load_rate = count / load_time["seconds"]
-    one_rate, two_rate = count / one[0], count / two[0]
+    one_rate, paired_rate, two_rate = count / one[0], count / paired[0], count / two[0]
     rows = f"{one[1][1]:,} readings, {one[1][2]:,} asset rows"
     return [
         Result(f"consumer --batch {BATCH}, {count:,} msgs", one_rate, "msg/s",
                baseline=load_rate, baseline_name=f"tsfleet load messages, same JSONL ({rows})",
                target=">= 0.8"),
-        Result(f"consumer --batch {BATCH} per process", one_rate, "msg/s",
+        Result(f"consumer --batch {BATCH} --workers 2", paired_rate, "msg/s",
+               baseline=load_rate, baseline_name="tsfleet load messages, same JSONL",
+               target=">= 0.8"),
+        Result(f"consumer --batch {BATCH} --workers 2 per process", paired_rate, "msg/s",
                baseline=DESIGN_RATE, baseline_name="20,000 msg/s per process (issue 15)",
                target=">= 1.0"),
         Result("two consumers on one durable", two_rate, "msg/s", baseline=one_rate,
                baseline_name="one consumer, same stream, same run", target=">= 1.4"),
+        Result("--workers 2 in one process", paired_rate, "msg/s", baseline=one_rate,
+               baseline_name="one consumer, same stream, same run"),
         Result(f"consumer --batch {BATCH} batch latency p50", float(
             one[2]["batch_latency_ms"]["p50"] or 0), "ms"),
         # Deferred refresh (--refresh-interval 30s): a few refreshes, not one per batch.
@@ -158,24 +164,27 @@ def run(ctx: BenchContext) -> list[Result]:
     ]
 
 
-def _drain(ctx: BenchContext, payloads: list[bytes], workdir: Path,
+def _drain(ctx: BenchContext, payloads: list[bytes], workdir: Path, processes: int,
            workers: int) -> tuple[float, tuple[int, int, int], dict]:
-    """Publish into a fresh NATS, then time `workers` consumer processes on one durable
-    draining it into a fresh database: (seconds, rows written, the first one's counters)."""
+    """Publish into a fresh NATS, then time `processes` consumer processes of `workers`
+    workers each on one durable draining it into a fresh database: (seconds, rows written,
+    the first one's counters)."""
     nats_server = NatsServer(binary=find_or_install_nats_server()).start()
     try:
         asyncio.run(_publish_all(nats_server.url, payloads))
         with ctx.database() as url:
             _prepare(url, DEVICES)
-            stats_paths = [workdir / f"stats-{workers}-{i}.json" for i in range(workers)]
-            logs = [open(workdir / f"consumer-{workers}-{i}.log", "wb")  # noqa: SIM115
-                    for i in range(workers)]
+            arm = f"{processes}x{workers}"
+            stats_paths = [workdir / f"stats-{arm}-{i}.json" for i in range(processes)]
+            logs = [open(workdir / f"consumer-{arm}-{i}.log", "wb")  # noqa: SIM115
+                    for i in range(processes)]
             try:
                 with stopwatch() as elapsed:
                     processes = [subprocess.Popen(
                         [*_tsfleet(), "consume", "nats", "--servers", nats_server.url,
                          "--stream", STREAM, "--subject", SUBJECT, "--durable", "bench",
                          "--database-url", url, "--batch", str(BATCH), "--max-wait", "200ms",
+                         "--workers", str(workers),
                          "--stop-when-drained", "--stats-json", str(path),
                          "--stats-interval", "60s"],
                         stdout=subprocess.DEVNULL, stderr=log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 
@@ -338,3 +339,31 @@ def test_a_device_record_changed_in_a_later_batch_updates_the_device(
                           ).fetchall()
     assert device == [("org-1", "2.4.0")]
     assert count(db_url, "select count(*) from telemetry.readings") == 3 * 6
+
+
+def test_two_workers_in_one_process_write_side_by_side_and_once(
+    nats_server: NatsServer, db_url: str
+) -> None:
+    """--workers 2: two pull subscriptions and two database connections in one process share
+    the durable; every message is written once, and the counters are the process's."""
+    add_stream(nats_server.url, STREAM, [SUBJECT])
+    messages = fleet_messages(50, 100)
+    publish(nats_server.url, SUBJECT, messages)
+    writers_seen = 0
+    with running_consumer(nats_server.url, db_url, *DRAIN, "--workers", "2",
+                          "--batch", "100") as consumer, \
+            psycopg.connect(db_url, autocommit=True) as watcher:
+        while consumer.process is not None and consumer.process.poll() is None:
+            row = watcher.execute(
+                "select count(*) from pg_stat_activity where application_name ="
+                " 'tsfleet-consume' and datname = current_database()").fetchone()
+            writers_seen = max(writers_seen, row[0] if row else 0)
+            time.sleep(0.02)
+        assert consumer.wait() == 0, consumer.output()
+    assert writers_seen == 2
+    assert count(db_url, "select count(*) from telemetry.readings") == 4 * len(messages)
+    assert receipts(db_url) == len(messages)
+    stats = consumer.stats()
+    assert (stats["processed"], stats["duplicates"]) == (len(messages), 0)
+    assert stats["batches"] >= len(messages) // 100
+    assert drained(nats_server)

@@ -63,6 +63,10 @@ def consume() -> None:
               help="Durable consumer name; processes with the same name share the work.")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 100_000), default=1000,
               show_default=True, help="Most messages per micro-batch (one transaction).")
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Micro-batches written at once by this process, each by a worker with its "
+                   "own pull subscription and database connection (a batch spends most of "
+                   "its time in the database: a second worker keeps the stream moving).")
 @click.option("--max-wait", type=Duration(), default="200ms", show_default=True,
               help="Longest wait to fill a micro-batch.")
 @click.option("--max-deliver", type=click.IntRange(1, 1000), default=3, show_default=True,
@@ -94,7 +98,8 @@ def consume() -> None:
                    "edition, and for late data on Community, rollups lag the raw readings by "
                    "up to this interval; Community's policies keep refreshing live data.")
 def nats_command(database_url: str | None, servers: str, stream: str, subject: str,
-                 durable: str, batch_size: int, max_wait: float, max_deliver: int,
+                 durable: str, batch_size: int, workers: int, max_wait: float,
+                 max_deliver: int,
                  ack_wait: float, dlq_subject: str, dlq_stream: str, asset_events: bool,
                  events_subject: str, events_stream: str, no_create_streams: bool,
                  stats_interval: float, stats_json: Path | None,
@@ -123,7 +128,7 @@ def nats_command(database_url: str | None, servers: str, stream: str, subject: s
         raise click.UsageError("--servers names no server (e.g. nats://localhost:4222)")
     settings = ConsumerSettings(
         servers=server_list, stream=stream, subject=subject, durable=durable,
-        database_url=url, batch_size=batch_size, max_wait_s=max_wait,
+        database_url=url, batch_size=batch_size, workers=workers, max_wait_s=max_wait,
         max_deliver=max_deliver, ack_wait_s=ack_wait, dlq_subject=dlq_subject,
         dlq_stream=dlq_stream, events_subject=events_subject if asset_events else None,
         events_stream=events_stream, create_streams=not no_create_streams,

@@ -20,7 +20,10 @@ refresh_interval_s and at shutdown (loader/stream/refresh.py), not after every b
 Throughput: a micro-batch is one pull request whose messages a subscription callback collects
 (loader/stream/fetch.py: nats-py's fetch() waits for each message separately, measured at a
 third of the rate); the next batch is fetched on the event loop while a worker thread writes
-the current one (loader/stream/database.py).
+the current one (loader/stream/database.py). `--workers N` runs N Consumers in the process
+(run_consumer), each with its own pull subscription and database connection, so that N
+micro-batches are in the database at once; they share the stop event, the counters and the
+rollup refresher.
 """
 
 from __future__ import annotations
@@ -65,11 +68,14 @@ FETCH_PAUSE_S = 0.5  # after a failed pull request, before the next
 
 
 class Consumer:
-    def __init__(self, settings: ConsumerSettings, after_commit: AfterCommit | None = None
-                 ) -> None:
+    """One worker: its own pull subscription and database connection. The workers of a
+    process share the stop event, the counters and the rollup refresher (run_consumer)."""
+
+    def __init__(self, settings: ConsumerSettings, after_commit: AfterCommit | None = None,
+                 shared: Consumer | None = None) -> None:
         self.settings = settings
-        self.stats = ConsumerStats()
-        self.stop = asyncio.Event()
+        self.stats = shared.stats if shared else ConsumerStats()
+        self.stop = shared.stop if shared else asyncio.Event()
         self.db = Database(settings)
         self._after_commit = after_commit
         self._link: jetstream.Link | None = None
@@ -79,7 +85,7 @@ class Consumer:
         self._held: list[Msg] = []
         self._exhausted: list[dict[str, Any]] = []
         self._last_errors = LastErrors()
-        self._refresh = BackgroundRefresh(
+        self.refresh = shared.refresh if shared else BackgroundRefresh(
             RollupRefresher(settings.database_url, settings.refresh_interval_s), self.stats)
 
     # --- the database, retried ------------------------------------------------------------
@@ -210,7 +216,7 @@ class Consumer:
         self.stats.readings_inserted += counts.readings_inserted
         self.stats.events_enqueued += counts.events_enqueued
         self._events_dirty = self._events_dirty or counts.events_enqueued > 0
-        self._refresh.refresher.note(counts.first_recorded_at, counts.last_recorded_at)
+        self.refresh.refresher.note(counts.first_recorded_at, counts.last_recorded_at)
 
     async def _carry_out(self, actions: Sequence[Action]) -> None:
         letters = []
@@ -283,12 +289,6 @@ class Consumer:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    async def _report(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.stats_interval_s)
-            log_event("stats", **self.stats.snapshot())
-            self.stats.write_json(self.settings.stats_json)
-
     def _hold(self, task: asyncio.Task) -> None:
         """Remember prefetched messages, so that _keep_alive covers them too."""
         if not task.cancelled() and task.exception() is None:
@@ -297,15 +297,14 @@ class Consumer:
     async def _between_batches(self) -> None:
         await self._dead_letter_exhausted()
         await self._publish_events()
-        self._refresh.start_when_due()
+        self.refresh.start_when_due()
 
-    async def run(self) -> ConsumerStats:
-        reporter = asyncio.create_task(self._report())
+    async def run(self) -> None:
         try:
             try:
                 await self._connect()
             except Stopped:
-                return self.stats
+                return
             await self._publish_events()  # what a previous run committed but did not publish
             batch: list[Delivery] = []
             while not self.stop.is_set():
@@ -330,9 +329,7 @@ class Consumer:
                     log_event("drained")
                     break
         finally:
-            reporter.cancel()
             await self._shutdown()
-        return self.stats
 
     async def _shutdown(self) -> None:
         if self._link is not None:
@@ -346,21 +343,41 @@ class Consumer:
         if self._publisher is not None:
             await self._publisher.close()
         await asyncio.to_thread(self.db.close)
-        await self._refresh.finish()
-        log_event("consumer_stopped", **self.stats.snapshot())
-        self.stats.write_json(self.settings.stats_json)
+
+
+async def _report(stats: ConsumerStats, settings: ConsumerSettings) -> None:
+    while True:
+        await asyncio.sleep(settings.stats_interval_s)
+        log_event("stats", **stats.snapshot())
+        stats.write_json(settings.stats_json)
 
 
 async def run_consumer(settings: ConsumerSettings,
                        after_commit: AfterCommit | None = None) -> ConsumerStats:
-    """Run until SIGTERM/SIGINT (or drained, with stop_when_drained); returns the counters.
-    `after_commit` is a test hook, awaited after each commit and before its acks."""
-    consumer = Consumer(settings, after_commit)
+    """Run `settings.workers` workers until SIGTERM/SIGINT (or drained, with
+    stop_when_drained); returns the counters of all. `after_commit` is a test hook, awaited
+    after each commit and before its acks."""
+    first = Consumer(settings, after_commit)
+    workers = [first, *(Consumer(settings, after_commit, first)
+                        for _ in range(settings.workers - 1))]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, consumer.stop.set)
+        loop.add_signal_handler(signum, first.stop.set)
+    reporter = asyncio.create_task(_report(first.stats, settings))
+
+    async def work(worker: Consumer) -> None:
+        try:
+            await worker.run()
+        finally:  # drained, stopped or failed: the others finish their batch in hand and go
+            first.stop.set()
+
     try:
-        return await consumer.run()
+        await asyncio.gather(*(work(worker) for worker in workers))
     finally:
+        reporter.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await first.refresh.finish()  # the refresher the workers share: once, at the end
+        log_event("consumer_stopped", workers=settings.workers, **first.stats.snapshot())
+        first.stats.write_json(settings.stats_json)
+    return first.stats

@@ -30,6 +30,7 @@ class ConsumerSettings:
     stats_json: Path | None = None
     stop_when_drained: bool = False
     refresh_interval_s: float = 30.0  # rollups refreshed at most this often
+    workers: int = 1  # micro-batches written at once, each on its own connection
 
     @property
     def source_name(self) -> str:

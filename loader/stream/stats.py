@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +51,11 @@ class ConsumerStats:
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
+        # Every int field, in the order declared above.
+        counters = {f.name: getattr(self, f.name) for f in fields(self) if f.type == "int"}
         return {
             "uptime_s": round(elapsed, 3),
-            "messages_received": self.messages_received,
-            "processed": self.processed,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "dead_lettered": self.dead_lettered,
-            "batches": self.batches,
-            "readings_inserted": self.readings_inserted,
-            "redelivered": self.redelivered,
-            "retried_batches": self.retried_batches,
-            "database_reconnects": self.database_reconnects,
-            "nats_disconnects": self.nats_disconnects,
-            "events_enqueued": self.events_enqueued,
-            "events_published": self.events_published,
-            "rollup_refreshes": self.rollup_refreshes,
-            "rollup_refresh_failures": self.rollup_refresh_failures,
+            **counters,
             "batch_latency_ms": {
                 "p50": self._percentile(0.50),
                 "p95": self._percentile(0.95),
