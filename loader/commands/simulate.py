@@ -15,6 +15,7 @@ import psycopg
 from loader import simulate as sim
 from loader.alerts.durations import parse_duration
 from loader.db import connect, redacted, resolve_url
+from loader.ingest.rollup_refresh import call_refresh
 from loader.options import database_url_option, json_option
 from loader.stream.settings import DEFAULT_SUBJECT
 from loader.tables import render
@@ -190,6 +191,13 @@ def _report(url: str, simulation: sim.Simulation, end: datetime, summary: dict[s
             as_json: bool) -> None:
     try:
         with connect(url, autocommit=True) as conn:
+            # The range's rollups first, policy window included: a range ending now lies in
+            # it, where the load leaves the refresh to the policies, and a rule that reads
+            # rollups (humidity drift) would see none. The runner refreshes before it
+            # evaluates, so the backtest then sees what the runner sees.
+            refreshed = conn.execute("select _tsfleet.can_refresh_rollups()").fetchone()
+            if refreshed and refreshed[0]:
+                call_refresh(conn, "call rollups.refresh(%s, %s)", [simulation.t0, end])
             found = sim.caught(conn, simulation, end)
     except psycopg.Error as exc:
         raise click.ClickException(f"backtesting the planted anomalies failed: {exc}") from exc
@@ -209,7 +217,10 @@ def _report(url: str, simulation: sim.Simulation, end: datetime, summary: dict[s
     if missed:
         raise click.ClickException(
             f"not caught: {', '.join(missed)} (is the range long enough? the anomalies start "
-            "24 h after --start; are the rules enabled? `tsfleet alerts rules`)")
+            "24 h after --start; are the rules enabled? `tsfleet alerts rules`"
+            + ("" if refreshed and refreshed[0] else "; this role cannot refresh the rollups,"
+               " so rules that read them see only what the refresh policies materialized:"
+               " run --report as the owner") + ")")
 
 
 def _follow(simulation: sim.Simulation, written_until: datetime, write, as_json: bool) -> None:
