@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from loader.alerts.runner import Runner, RunnerConfig
@@ -247,3 +248,26 @@ def test_a_lease_shorter_than_three_timeouts_is_refused() -> None:
                                        "--lease", "20s", "--timeout", "10s"],
                                 env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"})
     assert result.exit_code == 2 and "--lease" in result.output
+
+
+@pytest.mark.community
+def test_the_runner_waits_its_refresh_turn_behind_a_load_then_skips(
+    db_url: str, conn: psycopg.Connection,
+) -> None:
+    """Community: a load's refresh holds the turn; the runner's refresh waits for it (no
+    refused refresh, no warning) up to its lock_timeout, then that step is skipped."""
+    batteries(conn, 1)
+    log = Log()
+    the_runner = Runner(RunnerConfig(database_url=db_url, sinks=[], refresh=True,
+                                     lock_timeout=timedelta(milliseconds=300)),
+                        log=log, clock=lambda: T0)
+    with psycopg.connect(db_url, autocommit=True) as other:
+        assert other.execute("select _tsfleet.begin_refresh_turn()").fetchone() == (True,)
+        stats = the_runner.cycle()
+        other.execute("select _tsfleet.end_refresh_turn()")
+    assert stats.skipped == ["refresh"]
+    assert the_runner.cycle().skipped == []  # the turn is free again
+    the_runner.close()
+    skipped = dict(log.events)["refresh_skipped"]
+    assert skipped["reason"] == "LockNotAvailable" and skipped["sqlstate"] == "55P03"
+    assert "refresh_failed" not in log.names()

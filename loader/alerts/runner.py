@@ -44,6 +44,7 @@ from tenacity import (
 
 from loader.alerts.sinks import AlertmanagerSink, Notification, Sink, SinkError
 from loader.db import connect, redacted
+from loader.ingest.rollup_refresh import refresh_in_turn
 from loader.logs import EventLog
 
 REFRESH_PROCEDURE = "rollups.refresh(timestamptz,timestamptz)"
@@ -265,8 +266,9 @@ class Runner:
             # The end goes a second past now, so the bucket holding `now` is refreshed even
             # when `now` falls exactly on its start.
             now = self.clock()
-            conn.execute("call rollups.refresh(%s, %s)",
-                          [now - self.config.refresh_window, now + timedelta(seconds=1)])
+            # In turn with tsfleet's other refreshes (Community), waiting at most lock_timeout.
+            refresh_in_turn(conn, "call rollups.refresh(%s, %s)",
+                            [now - self.config.refresh_window, now + timedelta(seconds=1)])
         except (psycopg.OperationalError, *SKIPPABLE_ERRORS):
             raise
         except psycopg.Error as exc:  # a failed refresh must not stop alerting

@@ -41,20 +41,26 @@ def _refused_for_a_concurrent_refresh(exc: BaseException) -> bool:
             and "concurrent refresh" in (exc.diag.message_primary or ""))
 
 
-@retry(retry=retry_if_exception(_refused_for_a_concurrent_refresh),
-       wait=wait_random_exponential(multiplier=0.2, max=5),
-       stop=stop_after_delay(CONCURRENT_REFRESH_WAIT_S), reraise=True)
-def call_refresh(conn: psycopg.Connection, statement: str,
-                 params: list[object] | None = None) -> psycopg.Cursor:
+def refresh_in_turn(conn: psycopg.Connection, statement: str,
+                    params: list[object] | None = None) -> psycopg.Cursor:
     """CALL a refresh procedure in its turn (_tsfleet.begin_refresh_turn; autocommit: the turn
-    outlives the commits inside, and a refused call leaves nothing open); again while a
-    refresh tsfleet did not start holds an overlapping window."""
+    outlives the commits inside). The wait for the turn obeys the session's lock_timeout."""
     turn = conn.execute("select _tsfleet.begin_refresh_turn()").fetchone()
     try:
         return conn.execute(statement, params)
     finally:
         if turn and turn[0] and not conn.broken:  # a lost connection took the lock with it
             conn.execute("select _tsfleet.end_refresh_turn()")
+
+
+@retry(retry=retry_if_exception(_refused_for_a_concurrent_refresh),
+       wait=wait_random_exponential(multiplier=0.2, max=5),
+       stop=stop_after_delay(CONCURRENT_REFRESH_WAIT_S), reraise=True)
+def call_refresh(conn: psycopg.Connection, statement: str,
+                 params: list[object] | None = None) -> psycopg.Cursor:
+    """refresh_in_turn, again while a refresh tsfleet did not start (a policy job, a CALL in
+    psql) holds an overlapping window (a refused call leaves nothing open)."""
+    return refresh_in_turn(conn, statement, params)
 
 
 def drain_queue(conn: psycopg.Connection) -> tuple[int, float]:

@@ -103,8 +103,9 @@ grant execute on function _tsfleet.can_refresh_rollups() to tsfleet_ingest;
 
 -- Community: TimescaleDB refuses a continuous aggregate refresh whose window overlaps one in
 -- progress (SQLSTATE 55P03) instead of waiting. tsfleet's own refreshers (loads, the consumer,
--- tsfleet refresh) therefore take turns on this session advisory lock, held across the
--- procedure's internal commits, and the second of two starts the moment the first ends.
+-- tsfleet refresh, the alert runner) therefore take turns on this session advisory lock, held
+-- across the procedure's internal commits, and the second of two starts the moment the first
+-- ends (the runner waits at most its lock_timeout, then skips that refresh).
 -- Apache needs no turn: _tsfleet.rebuild_rollup_table locks the buckets it rewrites.
 -- Couples with: loader/ingest/rollup_refresh.py (call_refresh: begin, CALL, end), the alert
 -- evaluation's lock (7461, 1) in 52_alerts_evaluate.sql.
