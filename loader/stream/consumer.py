@@ -328,7 +328,8 @@ class Consumer:
                 if self.settings.stop_when_drained and await self._drained():
                     log_event("drained")
                     break
-        finally:
+        finally:  # drained, stopped or failed: the process's other workers finish and go
+            self.stop.set()
             await self._shutdown()
 
     async def _shutdown(self) -> None:
@@ -364,15 +365,8 @@ async def run_consumer(settings: ConsumerSettings,
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, first.stop.set)
     reporter = asyncio.create_task(_report(first.stats, settings))
-
-    async def work(worker: Consumer) -> None:
-        try:
-            await worker.run()
-        finally:  # drained, stopped or failed: the others finish their batch in hand and go
-            first.stop.set()
-
-    try:
-        await asyncio.gather(*(work(worker) for worker in workers))
+    try:  # every worker ends (one that ends stops the others), then a failure is raised
+        ended = await asyncio.gather(*(w.run() for w in workers), return_exceptions=True)
     finally:
         reporter.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -380,4 +374,7 @@ async def run_consumer(settings: ConsumerSettings,
         await first.refresh.finish()  # the refresher the workers share: once, at the end
         log_event("consumer_stopped", workers=settings.workers, **first.stats.snapshot())
         first.stats.write_json(settings.stats_json)
+    for outcome in ended:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return first.stats
