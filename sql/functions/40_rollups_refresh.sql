@@ -107,7 +107,7 @@ grant execute on function _tsfleet.can_refresh_rollups() to tsfleet_ingest;
 -- across the procedure's internal commits, and the second of two starts the moment the first
 -- ends (the runner waits at most its lock_timeout, then skips that refresh).
 -- Apache needs no turn: _tsfleet.rebuild_rollup_table locks the buckets it rewrites.
--- Couples with: loader/ingest/rollup_refresh.py (call_refresh: begin, CALL, end), the alert
+-- Couples with: loader/ingest/rollup_refresh.py (refresh_in_turn: begin, CALL, end), the alert
 -- evaluation's lock (7461, 1) in 52_alerts_evaluate.sql.
 create or replace function _tsfleet.begin_refresh_turn()
 returns boolean
