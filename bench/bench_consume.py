@@ -180,7 +180,7 @@ def _drain(ctx: BenchContext, payloads: list[bytes], workdir: Path, processes: i
                     for i in range(processes)]
             try:
                 with stopwatch() as elapsed:
-                    processes = [subprocess.Popen(
+                    consumers = [subprocess.Popen(
                         [*_tsfleet(), "consume", "nats", "--servers", nats_server.url,
                          "--stream", STREAM, "--subject", SUBJECT, "--durable", "bench",
                          "--database-url", url, "--batch", str(BATCH), "--max-wait", "200ms",
@@ -189,7 +189,7 @@ def _drain(ctx: BenchContext, payloads: list[bytes], workdir: Path, processes: i
                          "--stats-interval", "60s"],
                         stdout=subprocess.DEVNULL, stderr=log)
                         for path, log in zip(stats_paths, logs, strict=True)]
-                    codes = [process.wait() for process in processes]
+                    codes = [process.wait() for process in consumers]
             finally:
                 for log in logs:
                     log.close()

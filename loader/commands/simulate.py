@@ -195,8 +195,9 @@ def _report(url: str, simulation: sim.Simulation, end: datetime, summary: dict[s
             # it, where the load leaves the refresh to the policies, and a rule that reads
             # rollups (humidity drift) would see none. The runner refreshes before it
             # evaluates, so the backtest then sees what the runner sees.
-            refreshed = conn.execute("select _tsfleet.can_refresh_rollups()").fetchone()
-            if refreshed and refreshed[0]:
+            row = conn.execute("select _tsfleet.can_refresh_rollups()").fetchone()
+            refreshed = bool(row and row[0])
+            if refreshed:
                 call_refresh(conn, "call rollups.refresh(%s, %s)", [simulation.t0, end])
             found = sim.caught(conn, simulation, end)
     except psycopg.Error as exc:
@@ -218,7 +219,7 @@ def _report(url: str, simulation: sim.Simulation, end: datetime, summary: dict[s
         raise click.ClickException(
             f"not caught: {', '.join(missed)} (is the range long enough? the anomalies start "
             "24 h after --start; are the rules enabled? `tsfleet alerts rules`"
-            + ("" if refreshed and refreshed[0] else "; this role cannot refresh the rollups,"
+            + ("" if refreshed else "; this role cannot refresh the rollups,"
                " so rules that read them see only what the refresh policies materialized:"
                " run --report as the owner") + ")")
 
